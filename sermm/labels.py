@@ -1,0 +1,119 @@
+"""Label files: ``id,label``; ``id,arousal,valence,dominance``; MSP-Podcast labels_consensus.csv."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+
+from sermm.errors import SermmError
+from sermm.msp import CODE_TO_CLASS
+from sermm.tables import (
+    ATTRIBUTES,
+    MSP_ATTRIBUTE_NAMES,
+    check_ids,
+    find_id_column,
+    numeric_matrix,
+    read_arrow,
+)
+
+
+@dataclass
+class LabelTable:
+    """Reference labels keyed by id: a categorical ``label`` and/or attribute values."""
+
+    ids: np.ndarray
+    labels: np.ndarray | None = None
+    attributes: np.ndarray | None = None
+    attribute_names: tuple[str, ...] = ()
+    path: str | None = None
+
+    def take(self, rows: np.ndarray) -> LabelTable:
+        """A label table with only the given rows, in that order."""
+        return replace(
+            self,
+            ids=self.ids[rows],
+            labels=None if self.labels is None else self.labels[rows],
+            attributes=None if self.attributes is None else self.attributes[rows],
+        )
+
+    def require_categorical(self) -> np.ndarray:
+        """The categorical labels, or a clear error when the file has none."""
+        if self.labels is None:
+            raise SermmError(f"{self.path}: no categorical 'label' (or 'EmoClass') column")
+        return self.labels
+
+    def require_attributes(self, names: list[str]) -> np.ndarray:
+        """The attribute values for ``names`` (in that order), or a clear error."""
+        missing = [n for n in names if n not in self.attribute_names]
+        if self.attributes is None or missing:
+            raise SermmError(f"{self.path}: no reference values for {', '.join(missing or names)}")
+        return self.attributes[:, [self.attribute_names.index(n) for n in names]]
+
+    def indices(self, classes: list[str]) -> np.ndarray:
+        """Map the categorical labels to indices into ``classes``; unknown classes are an error."""
+        labels = self.require_categorical()
+        lookup = {c: i for i, c in enumerate(classes)}
+        uniq, inverse = np.unique(labels, return_inverse=True)
+        unknown = [u for u in uniq if u not in lookup]
+        if unknown:
+            row = int(np.flatnonzero(labels == unknown[0])[0])
+            raise SermmError(
+                f"{self.path}: row {row + 1} (id '{self.ids[row]}'): unknown class "
+                f"'{unknown[0]}' (the scores' classes are: {', '.join(classes)})"
+            )
+        return np.array([lookup[u] for u in uniq], dtype=np.int64)[inverse]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def read_labels(path: str | Path, *, split: str | None = None) -> LabelTable:
+    """Read a label file; MSP-Podcast's layout is read as is, ``split`` picks its ``Split_Set``."""
+    path = Path(path)
+    table = read_arrow(path)
+    id_col = find_id_column(table, path)
+    names = table.column_names
+    if split is not None:
+        if "Split_Set" not in names:
+            raise SermmError(f"{path}: --split needs a 'Split_Set' column (MSP-Podcast layout)")
+        column = table.column("Split_Set").cast("string")
+        table = table.filter(pc.equal(column, split))
+        if table.num_rows == 0:
+            found = sorted(set(column.to_pylist()) - {None})
+            raise SermmError(
+                f"{path}: no rows with Split_Set '{split}' (found: {', '.join(found)})"
+            )
+    ids = table.column(id_col).to_numpy(zero_copy_only=False)
+    check_ids(ids, path)
+    labels = None
+    if "label" in names or "EmoClass" in names:
+        raw = table.column("label" if "label" in names else "EmoClass").cast("string")
+        labels = np.asarray(raw.to_numpy(zero_copy_only=False), dtype=object)
+        empty = np.flatnonzero([v is None or v == "" for v in labels]) if labels.size else []
+        if len(empty):
+            raise SermmError(f"{path}: row {int(empty[0]) + 1}: empty label")
+        if "EmoClass" in names and "label" not in names:
+            labels = _decode_msp(labels, path)
+    attr_cols = [c for c in names if MSP_ATTRIBUTE_NAMES.get(c, c) in ATTRIBUTES]
+    attributes = numeric_matrix(table, attr_cols, path) if attr_cols else None
+    attribute_names = tuple(MSP_ATTRIBUTE_NAMES.get(c, c) for c in attr_cols)
+    if labels is None and attributes is None:
+        raise SermmError(
+            f"{path}: no label columns: expected 'label', or arousal/valence/dominance, "
+            "or the MSP-Podcast EmoClass/EmoAct/EmoVal/EmoDom"
+        )
+    return LabelTable(ids, labels, attributes, attribute_names, str(path))
+
+
+def _decode_msp(codes: np.ndarray, path: Path) -> np.ndarray:
+    """Turn MSP-Podcast letter codes into sermm class names."""
+    uniq, inverse = np.unique(codes, return_inverse=True)
+    unknown = [u for u in uniq if u not in CODE_TO_CLASS]
+    if unknown:
+        raise SermmError(
+            f"{path}: unknown EmoClass code '{unknown[0]}' (known: {', '.join(CODE_TO_CLASS)})"
+        )
+    return np.array([CODE_TO_CLASS[u] for u in uniq], dtype=object)[inverse]

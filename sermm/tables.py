@@ -1,0 +1,417 @@
+"""Score files: read, validate and write posterior, attribute and embedding tables.
+
+A score file is CSV or Parquet (by extension) with an ``id`` column and one numeric
+column per class, attribute or embedding dimension, plus an optional sidecar
+``<file>.meta.json``. See DESIGN.md ("Score files") for the contract.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from sermm.atomic import atomic_path, write_json
+from sermm.errors import SermmError
+
+Kind = Literal["posterior", "attribute", "embedding"]
+ATTRIBUTES = ("arousal", "valence", "dominance")
+MSP_ATTRIBUTE_NAMES = {"EmoAct": "arousal", "EmoVal": "valence", "EmoDom": "dominance"}
+ID_COLUMNS = ("id", "FileName", "Filename", "filename", "file_name")
+SUM_TOLERANCE = 1e-3
+_EMBEDDING_COLUMN = re.compile(r"^e\d+$")
+
+
+@dataclass
+class ScoreTable:
+    """Per-utterance scores of one system: ``values[i, j]`` is column ``columns[j]`` of ``ids[i]``."""
+
+    ids: np.ndarray
+    values: np.ndarray
+    columns: list[str]
+    kind: Kind = "posterior"
+    meta: dict = field(default_factory=dict)
+    path: str | None = None
+
+    @property
+    def system(self) -> str:
+        """The system name: the sidecar's ``system``, else the file name without extension."""
+        if self.meta.get("system"):
+            return str(self.meta["system"])
+        if self.path:
+            return _stem(self.path)
+        return "scores"
+
+    @property
+    def classes(self) -> list[str]:
+        """The class names of a posterior table (its columns)."""
+        return self.columns
+
+    def take(self, rows: np.ndarray) -> ScoreTable:
+        """A table with only the given rows (indices or boolean mask), in that order."""
+        return replace(self, ids=self.ids[rows], values=self.values[rows])
+
+    def with_columns(self, columns: list[str]) -> ScoreTable:
+        """A table with its columns reordered (or subset) to ``columns``."""
+        index = {c: j for j, c in enumerate(self.columns)}
+        return replace(self, values=self.values[:, [index[c] for c in columns]], columns=list(columns))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _stem(path: str) -> str:
+    name = Path(path).name
+    for ext in (".csv", ".parquet", ".pq"):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return Path(path).stem
+
+
+def is_parquet(path: str | Path) -> bool:
+    """Parquet is chosen by the ``.parquet`` / ``.pq`` extension; everything else is CSV."""
+    return str(path).lower().endswith((".parquet", ".pq"))
+
+
+def meta_path(path: str | Path) -> Path:
+    """The sidecar path ``<file>.meta.json``."""
+    return Path(f"{path}.meta.json")
+
+
+def read_meta(path: str | Path) -> dict:
+    """Read the sidecar ``<file>.meta.json`` of a score file ({} when absent)."""
+    sidecar = meta_path(path)
+    if not sidecar.exists():
+        return {}
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SermmError(f"{sidecar}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise SermmError(f"{sidecar}: expected a JSON object")
+    return meta
+
+
+def _ragged_line(path: Path) -> str:
+    """Find the first CSV line whose field count differs from the header's (error path only)."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        for line_no, row in enumerate(reader, start=2):
+            if len(row) != len(header):
+                return (
+                    f"line {line_no}: expected {len(header)} fields as in the header, "
+                    f"got {len(row)} (ragged or truncated row)"
+                )
+    return "malformed CSV"
+
+
+def check_file(path: str | Path) -> Path:
+    """The path, if it names a non-empty file; else a clear error."""
+    path = Path(path)
+    if not path.exists():
+        raise SermmError(f"{path}: no such file")
+    if path.is_dir():
+        raise SermmError(f"{path}: is a directory, expected a file")
+    if path.stat().st_size == 0:
+        raise SermmError(f"{path}: empty file")
+    return path
+
+
+def read_arrow(path: str | Path, *, id_columns: tuple[str, ...] = ID_COLUMNS) -> pa.Table:
+    """Read a CSV or Parquet file into an Arrow table, id columns as strings; one-line errors."""
+    path = check_file(path)
+    if is_parquet(path):
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise SermmError(f"{path}: unreadable Parquet file ({_first_line(exc)})") from None
+    else:
+        types = {name: pa.string() for name in id_columns}
+        try:
+            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
+        except pa.ArrowInvalid as exc:
+            message = _first_line(exc)
+            if "Expected" in message and "columns" in message:
+                message = _ragged_line(path)
+            raise SermmError(f"{path}: {message}") from None
+        except (pa.ArrowException, UnicodeDecodeError) as exc:
+            raise SermmError(f"{path}: unreadable CSV ({_first_line(exc)})") from None
+    if table.num_rows == 0:
+        raise SermmError(f"{path}: no data rows")
+    return table
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _row_label(path: Path, row: int) -> str:
+    """How to name data row ``row`` (0-based) of a file: CSV line number or Parquet row."""
+    return f"row {row + 1}" if is_parquet(path) else f"line {row + 2}"
+
+
+def find_id_column(table: pa.Table, path: Path, names: tuple[str, ...] = ID_COLUMNS) -> str:
+    """The name of the id column, or a clear error."""
+    for name in names:
+        if name in table.column_names:
+            return name
+    raise SermmError(
+        f"{path}: no 'id' column (columns are: {', '.join(table.column_names[:10])})"
+    )
+
+
+def check_ids(ids: np.ndarray, path: Path) -> None:
+    """Ids must be non-empty and unique."""
+    empty = np.flatnonzero(pd.isna(ids) | (ids == ""))
+    if empty.size:
+        raise SermmError(f"{path}: {_row_label(path, int(empty[0]))}: empty id")
+    index = pd.Index(ids)
+    if not index.is_unique:
+        dup = index[index.duplicated()].unique()
+        first = np.flatnonzero(ids == dup[0])
+        rows = ", ".join(_row_label(path, int(r)) for r in first[:2])
+        raise SermmError(
+            f"{path}: duplicate id '{dup[0]}' ({rows}); {len(dup)} id(s) appear more than once"
+        )
+
+
+def numeric_matrix(table: pa.Table, columns: list[str], path: Path) -> np.ndarray:
+    """Stack the given columns into a float64 matrix, naming the first bad value if any."""
+    arrays = []
+    for name in columns:
+        column = table.column(name)
+        kind = column.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind):
+            values = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        elif pa.types.is_decimal(kind) or pa.types.is_boolean(kind):
+            values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        else:
+            raw = column.to_pandas()
+            parsed = pd.to_numeric(raw, errors="coerce")
+            bad = np.flatnonzero(parsed.isna() & raw.notna())
+            if bad.size:
+                row = int(bad[0])
+                raise SermmError(
+                    f"{path}: {_row_label(path, row)}: column '{name}': "
+                    f"non-numeric value {raw.iloc[row]!r}"
+                )
+            values = parsed.to_numpy(dtype=np.float64)
+        arrays.append(values)
+    matrix = np.column_stack(arrays) if arrays else np.empty((table.num_rows, 0))
+    finite = np.isfinite(matrix)
+    if not finite.all():
+        row, col = np.argwhere(~finite)[0]
+        value = matrix[row, col]
+        what = "missing or NaN value" if np.isnan(value) else f"infinite value ({value})"
+        raise SermmError(f"{path}: {_row_label(path, int(row))}: column '{columns[col]}': {what}")
+    return matrix
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, numerically stable."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    np.exp(shifted, out=shifted)
+    shifted /= shifted.sum(axis=1, keepdims=True)
+    return shifted
+
+
+def check_probabilities(values: np.ndarray, columns: list[str], path: Path) -> None:
+    """Values must be non-negative and each row must sum to one (within ``SUM_TOLERANCE``)."""
+    negative = values < 0
+    if negative.any():
+        row, col = np.argwhere(negative)[0]
+        raise SermmError(
+            f"{path}: {_row_label(path, int(row))}: column '{columns[col]}': negative "
+            f"probability {values[row, col]:g} (if these are logits, pass --scores logit)"
+        )
+    sums = values.sum(axis=1)
+    off = np.flatnonzero(np.abs(sums - 1.0) > SUM_TOLERANCE)
+    if off.size:
+        row = int(off[0])
+        raise SermmError(
+            f"{path}: {_row_label(path, row)}: probabilities sum to {sums[row]:.6g}, not 1 "
+            f"({off.size} such row(s); if these are logits, pass --scores logit)"
+        )
+
+
+def parse_classes(text: str | None) -> list[str] | None:
+    """Parse ``--classes A,B,C`` (comma separated) into a list, or None."""
+    if text is None:
+        return None
+    classes = [c.strip() for c in text.split(",") if c.strip()]
+    if not classes:
+        raise SermmError("--classes: no class names given")
+    if len(set(classes)) != len(classes):
+        raise SermmError(f"--classes: a class is named twice ({text})")
+    return classes
+
+
+def read_posteriors(
+    path: str | Path,
+    *,
+    scores: Literal["auto", "probability", "logit"] = "auto",
+    classes: list[str] | None = None,
+) -> ScoreTable:
+    """Read a posterior file; softmax declared logits; optionally keep and renormalise ``classes``.
+
+    Logits are accepted only when declared, by ``scores="logit"`` or ``"values": "logit"``
+    in the sidecar; otherwise every row must be a probability distribution.
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    table = read_arrow(path)
+    id_col = find_id_column(table, path)
+    columns = [c for c in table.column_names if c != id_col]
+    if not columns:
+        raise SermmError(f"{path}: no class columns besides '{id_col}'")
+    if len(set(columns)) != len(columns):
+        raise SermmError(f"{path}: a class column appears twice in the header")
+    ids = table.column(id_col).to_numpy(zero_copy_only=False)
+    check_ids(ids, path)
+    values = numeric_matrix(table, columns, path)
+    declared = scores if scores != "auto" else str(meta.get("values", "probability"))
+    if declared in ("logit", "logits"):
+        values = softmax(values)
+    elif declared in ("probability", "probabilities", "posterior"):
+        check_probabilities(values, columns, path)
+    else:
+        raise SermmError(f"{meta_path(path)}: 'values' must be 'probability' or 'logit'")
+    result = ScoreTable(ids, values, columns, "posterior", meta, str(path))
+    if classes is not None:
+        result = subset_classes(result, classes)
+    return result
+
+
+def subset_classes(table: ScoreTable, classes: list[str]) -> ScoreTable:
+    """Keep only ``classes`` (in that order) and renormalise each row over them."""
+    missing = [c for c in classes if c not in table.columns]
+    if missing:
+        raise SermmError(
+            f"{table.path}: --classes names {', '.join(missing)}, not a column of this file "
+            f"(its classes: {', '.join(table.columns)})"
+        )
+    sub = table.with_columns(classes)
+    sums = sub.values.sum(axis=1, keepdims=True)
+    zero = np.flatnonzero(sums[:, 0] <= 0)
+    if zero.size:
+        raise SermmError(
+            f"{table.path}: {_row_label(Path(table.path or ''), int(zero[0]))}: "
+            "all probability mass lies outside --classes"
+        )
+    sub.values = sub.values / sums
+    return sub
+
+
+def read_attributes(path: str | Path) -> ScoreTable:
+    """Read an attribute file: ``id`` then any of arousal, valence, dominance (or EmoAct/Val/Dom)."""
+    path = Path(path)
+    table = read_arrow(path)
+    id_col = find_id_column(table, path)
+    names = [c for c in table.column_names if c != id_col]
+    renamed = [MSP_ATTRIBUTE_NAMES.get(c, c) for c in names]
+    unknown = [c for c in renamed if c not in ATTRIBUTES]
+    if unknown or not renamed:
+        raise SermmError(
+            f"{path}: attribute columns must be arousal, valence, dominance "
+            f"(or EmoAct, EmoVal, EmoDom); got {', '.join(unknown) or 'none'}"
+        )
+    if len(set(renamed)) != len(renamed):
+        raise SermmError(f"{path}: an attribute column appears twice")
+    ids = table.column(id_col).to_numpy(zero_copy_only=False)
+    check_ids(ids, path)
+    values = numeric_matrix(table, names, path)
+    return ScoreTable(ids, values, renamed, "attribute", read_meta(path), str(path))
+
+
+def read_embeddings(path: str | Path) -> ScoreTable:
+    """Read an embedding file: ``id`` then ``e0..eN``."""
+    path = Path(path)
+    table = read_arrow(path)
+    id_col = find_id_column(table, path)
+    names = [c for c in table.column_names if c != id_col]
+    bad = [c for c in names if not _EMBEDDING_COLUMN.match(c)]
+    if bad or not names:
+        raise SermmError(
+            f"{path}: embedding columns must be named e0..eN; got {', '.join(bad[:5]) or 'none'}"
+        )
+    ids = table.column(id_col).to_numpy(zero_copy_only=False)
+    check_ids(ids, path)
+    values = numeric_matrix(table, names, path)
+    return ScoreTable(ids, values, names, "embedding", read_meta(path), str(path))
+
+
+def sniff_kind(path: str | Path) -> Kind:
+    """Guess a score file's kind from its header: attributes, embeddings, else posteriors."""
+    path = check_file(path)
+    if is_parquet(path):
+        try:
+            names = pq.read_schema(path).names
+        except (pa.ArrowException, OSError) as exc:
+            raise SermmError(f"{path}: unreadable Parquet file ({_first_line(exc)})") from None
+    else:
+        try:
+            with open(path, newline="", encoding="utf-8") as handle:
+                names = next(csv.reader(handle), [])
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SermmError(f"{path}: cannot read ({_first_line(exc)})") from None
+    rest = [n for n in names if n not in ID_COLUMNS]
+    if rest and all(MSP_ATTRIBUTE_NAMES.get(n, n) in ATTRIBUTES for n in rest):
+        return "attribute"
+    if rest and all(_EMBEDDING_COLUMN.match(n) for n in rest):
+        return "embedding"
+    return "posterior"
+
+
+def read_scores(
+    path: str | Path,
+    *,
+    kind: Kind | Literal["auto"] = "auto",
+    scores: Literal["auto", "probability", "logit"] = "auto",
+    classes: list[str] | None = None,
+) -> ScoreTable:
+    """Read any score file, its kind given or sniffed from the header."""
+    kind = sniff_kind(path) if kind == "auto" else kind
+    if kind == "attribute":
+        return read_attributes(path)
+    if kind == "embedding":
+        return read_embeddings(path)
+    return read_posteriors(path, scores=scores, classes=classes)
+
+
+def write_scores(table: ScoreTable, path: str | Path, *, meta: dict | None = None) -> None:
+    """Write a score table (CSV or Parquet by extension) atomically, plus its sidecar if given."""
+    path = Path(path)
+    arrays = [pa.array(table.ids, type=pa.string())]
+    arrays += [pa.array(table.values[:, j]) for j in range(table.values.shape[1])]
+    arrow = pa.Table.from_arrays(arrays, names=["id", *table.columns])
+    with atomic_path(path) as tmp:
+        if is_parquet(path):
+            pq.write_table(arrow, tmp)
+        else:
+            pacsv.write_csv(arrow, tmp, write_options=pacsv.WriteOptions(quoting_style="needed"))
+    if meta is not None:
+        write_json(meta_path(path), meta)
+
+
+def write_decisions(ids: np.ndarray, labels: np.ndarray, path: str | Path) -> None:
+    """Write a decision file ``id,label`` (CSV or Parquet by extension) atomically."""
+    arrow = pa.Table.from_arrays(
+        [pa.array(ids, type=pa.string()), pa.array(labels, type=pa.string())],
+        names=["id", "label"],
+    )
+    with atomic_path(path) as tmp:
+        if is_parquet(path):
+            pq.write_table(arrow, tmp)
+        else:
+            pacsv.write_csv(arrow, tmp, write_options=pacsv.WriteOptions(quoting_style="needed"))
