@@ -11,9 +11,11 @@ use the same resamples.
 
 Fast paths:
 
-* categorical metrics: the confusion matrices of all resamples in a chunk
-  come from one :func:`numpy.bincount`, then every metric is evaluated on the
-  stack with :func:`sermm.metrics.categorical_summary_from_confusion`;
+* categorical metrics: each utterance gets one joint code (true class and
+  the predicted class of every compared system); per chunk the codes are
+  gathered once and the confusion matrices of all resamples come from one
+  :func:`numpy.bincount`, then every metric is evaluated on the stack with
+  :func:`sermm.metrics.categorical_summary_from_confusion`;
 * CCC: each resample is turned into per-utterance counts and the required
   first and second moments are one matrix product ``counts @ features``.
 
@@ -36,6 +38,8 @@ from sermm.metrics import (
     _scalar,
     categorical_summary_from_confusion,
     ccc,
+    confusion_matrices,
+    confusion_matrix,
 )
 
 __all__ = [
@@ -86,24 +90,38 @@ def _percentiles(stats: np.ndarray, alpha: float) -> tuple[Any, Any]:
 
 
 def _bootstrap_confusions(
-    codes: np.ndarray, k: int, n_boot: int, seed: int | None, chunk_size: int
+    y_true: np.ndarray,
+    preds: list[np.ndarray],
+    k: int,
+    n_boot: int,
+    seed: int | None,
+    chunk_size: int,
 ) -> np.ndarray:
-    """Confusion matrices of all resamples: ``(n_boot, s, k, k)``.
+    """Confusion matrices of ``s`` systems on all resamples: ``(n_boot, s, k, k)``.
 
-    ``codes`` has shape ``(s, n)`` with entries ``y_true * k + y_pred`` for
-    ``s`` systems scored on the same resamples.
+    Each utterance gets one joint code ``(y_true, pred_1, ..., pred_s)`` in
+    base ``k``; per chunk, the codes are gathered once and a single bincount
+    gives the joint tables of all resamples, which are then summed down to
+    each system's confusion matrix.
     """
-    s, n = codes.shape
-    kk = k * k
+    s = len(preds)
+    n = y_true.shape[0]
+    n_codes = k ** (s + 1)
+    codes = y_true.astype(np.int64)
+    for p in preds:
+        codes = codes * k + p
+    codes = codes.astype(np.min_scalar_type(n_codes - 1))  # small dtype: faster gather
     out = np.empty((n_boot, s, k, k), dtype=np.int64)
-    # offset of (resample r, system j) in the flat bincount
     start = 0
     for idx in _resample_chunks(n, n_boot, seed, chunk_size):
         c = idx.shape[0]
-        offsets = (np.arange(c * s, dtype=np.int64) * kk).reshape(c, s, 1)
-        flat = codes[:, idx].transpose(1, 0, 2) + offsets  # (c, s, n)
-        counts = np.bincount(flat.ravel(), minlength=c * s * kk)
-        out[start : start + c] = counts.reshape(c, s, k, k)
+        flat = codes[idx].astype(np.int64)
+        flat += (np.arange(c, dtype=np.int64) * n_codes)[:, None]
+        joint = np.bincount(flat.ravel(), minlength=c * n_codes).reshape((c,) + (k,) * (s + 1))
+        for j in range(s):
+            # keep the true-class axis (1) and system j's axis (2 + j)
+            other = tuple(2 + i for i in range(s) if i != j)
+            out[start : start + c, j] = joint.sum(axis=other) if other else joint
         start += c
     return out
 
@@ -262,11 +280,9 @@ def bootstrap_categorical(
         raise ValueError("y_true and y_pred must be 1-D of equal length")
     _check_options(yt.shape[0], n_boot, alpha, chunk_size)
     k = n_classes
-    codes = (yt * k + yp)[None]
-    point_conf = np.bincount(codes[0], minlength=k * k).reshape(k, k)
-    point = categorical_summary_from_confusion(point_conf)
+    point = categorical_summary_from_confusion(confusion_matrix(yt, yp, n_classes=k))
     boot = categorical_summary_from_confusion(
-        _bootstrap_confusions(codes, k, n_boot, seed, chunk_size)[:, 0]
+        _bootstrap_confusions(yt, [yp], k, n_boot, seed, chunk_size)[:, 0]
     )
     result = {}
     for name in CATEGORICAL_METRICS:
@@ -363,11 +379,10 @@ def paired_bootstrap(
         raise ValueError("y_true, pred_a and pred_b must be 1-D of equal length")
     _check_options(yt.shape[0], n_boot, alpha, chunk_size)
     k = n_classes
-    codes = np.stack([yt * k + pa, yt * k + pb])  # (2, n)
-    point_conf = np.stack([np.bincount(c, minlength=k * k).reshape(k, k) for c in codes])
+    point_conf = confusion_matrices(yt, np.stack([pa, pb]), n_classes=k)
     point = categorical_summary_from_confusion(point_conf)[metric]
     boot = categorical_summary_from_confusion(
-        _bootstrap_confusions(codes, k, n_boot, seed, chunk_size)
+        _bootstrap_confusions(yt, [pa, pb], k, n_boot, seed, chunk_size)
     )[metric]  # (n_boot, 2)
     diffs = boot[:, 1] - boot[:, 0]
     low, high = _percentiles(diffs, alpha)
