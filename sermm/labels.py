@@ -61,7 +61,7 @@ class LabelTable:
         if unknown:
             row = int(np.flatnonzero(labels == unknown[0])[0])
             raise SermmError(
-                f"{self.path}: row {row + 1} (id '{self.ids[row]}'): unknown class "
+                f"{self.path}: id '{self.ids[row]}': unknown class "
                 f"'{unknown[0]}' (the scores' classes are: {', '.join(classes)})"
             )
         return np.array([lookup[u] for u in uniq], dtype=np.int64)[inverse]

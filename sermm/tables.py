@@ -361,7 +361,7 @@ def sniff_kind(path: str | Path) -> Kind:
             raise SermmError(f"{path}: unreadable Parquet file ({_first_line(exc)})") from None
     else:
         try:
-            with open(path, newline="", encoding="utf-8") as handle:
+            with open(path, newline="", encoding="utf-8-sig") as handle:
                 names = next(csv.reader(handle), [])
         except (OSError, UnicodeDecodeError) as exc:
             raise SermmError(f"{path}: cannot read ({_first_line(exc)})") from None

@@ -1,0 +1,200 @@
+"""``sermm-submit``: turn a final score or decision file into an MSP-Podcast challenge submission."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+
+from sermm.atomic import atomic_path
+from sermm.cli.common import SermmCommand
+from sermm.cli.data import header_names
+from sermm.errors import SermmError
+from sermm.labels import read_labels
+from sermm.msp import BASELINE_ORDER, class_to_code
+from sermm.tables import (
+    ATTRIBUTES,
+    ID_COLUMNS,
+    check_file,
+    check_ids,
+    find_id_column,
+    is_parquet,
+    read_arrow,
+    read_attributes,
+    read_posteriors,
+    sniff_kind,
+)
+
+#: The submission's attribute columns, in the order the challenge wants them.
+MSP_ATTRIBUTE_COLUMNS = {"arousal": "EmoAct", "valence": "EmoVal", "dominance": "EmoDom"}
+ATTRIBUTE_RANGE = (1.0, 7.0)
+_SHOWN = 3
+
+
+def categorical_codes(path: str | Path, scores: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """Ids and MSP letter codes from a posterior file (argmax) or a decision file ``id,label``."""
+    names = header_names(path)
+    if "label" in names or "EmoClass" in names:
+        table = read_labels(path)
+        labels = table.require_categorical()
+        uniq, inverse = np.unique(labels, return_inverse=True)
+        codes = np.array([_code(u, path, f"label '{u}'") for u in uniq], dtype=object)
+        return table.ids, codes[inverse]
+    kind = sniff_kind(path)
+    if kind != "posterior":
+        raise SermmError(
+            f"{path}: is an {kind} file; --format msp-categorical needs a posterior file "
+            "(id + one column per class) or a decision file (id,label)"
+        )
+    table = read_posteriors(path, scores=scores)
+    codes = np.array([_code(c, path, f"column '{c}'") for c in table.columns], dtype=object)
+    return table.ids, codes[table.values.argmax(axis=1)]
+
+
+def _code(name: str, path: str | Path, where: str) -> str:
+    try:
+        return class_to_code(name)
+    except SermmError as exc:
+        raise SermmError(f"{path}: {where}: {exc}") from None
+
+
+def attribute_values(path: str | Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """Ids, arousal/valence/dominance clipped to [1, 7], and how many values were clipped."""
+    table = read_attributes(path)
+    missing = [a for a in ATTRIBUTES if a not in table.columns]
+    if missing:
+        raise SermmError(
+            f"{path}: --format msp-attributes needs arousal, valence and dominance "
+            f"(or EmoAct, EmoVal, EmoDom); missing {', '.join(missing)}"
+        )
+    values = table.with_columns(list(ATTRIBUTES)).values
+    low, high = ATTRIBUTE_RANGE
+    clipped = int(np.count_nonzero((values < low) | (values > high)))
+    return table.ids, np.clip(values, low, high), clipped
+
+
+def read_expected_ids(path: str | Path) -> np.ndarray:
+    """The expected ids: one per line, or a CSV/Parquet file with an id/FileName column."""
+    path = check_file(path)
+    if not is_parquet(path):
+        try:
+            lines = pd.Series(path.read_text(encoding="utf-8-sig").splitlines(), dtype=object)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SermmError(f"{path}: cannot read ({exc})") from None
+        first = lines.iloc[0].strip() if len(lines) else ""
+        if "," not in first and first not in ID_COLUMNS:
+            stripped = lines.str.strip()
+            stripped = stripped[stripped != ""]
+            if stripped.empty:
+                raise SermmError(f"{path}: no ids")
+            duplicated = stripped[stripped.duplicated()]
+            if not duplicated.empty:
+                raise SermmError(
+                    f"{path}: line {duplicated.index[0] + 1}: id '{duplicated.iloc[0]}' is listed twice"
+                )
+            return stripped.to_numpy(dtype=object)
+    table = read_arrow(path)
+    ids = table.column(find_id_column(table, path)).to_numpy(zero_copy_only=False)
+    check_ids(ids, path)
+    return np.asarray(ids, dtype=object)
+
+
+def check_expected(ids: np.ndarray, expected: np.ndarray, source: str, ids_path: str) -> None:
+    """Every expected id must be there (ids are already unique) and no other id may be."""
+    have = pd.Index(ids)
+    want = pd.Index(expected)
+    missing = want[~want.isin(have)]
+    extra = have[~have.isin(want)]
+    problems = []
+    if len(missing):
+        problems.append(f"{len(missing)} id(s) of {ids_path} are missing ({_first_few(missing)})")
+    if len(extra):
+        problems.append(f"{len(extra)} id(s) are not in {ids_path} ({_first_few(extra)})")
+    if problems:
+        raise SermmError(f"{source}: " + "; ".join(problems))
+
+
+def _first_few(ids: pd.Index) -> str:
+    shown = ", ".join(f"'{i}'" for i in ids[:_SHOWN])
+    return "e.g. " + shown + (" ..." if len(ids) > _SHOWN else "")
+
+
+def write_submission(path: str | Path, columns: dict[str, np.ndarray]) -> None:
+    """Write the submission CSV atomically, in the given column order, quoting only where needed."""
+    with atomic_path(path) as tmp:
+        pd.DataFrame(columns).to_csv(tmp, index=False)
+
+
+def _distribution(codes: np.ndarray) -> str:
+    uniq, counts = np.unique(codes, return_counts=True)
+    found = dict(zip(uniq.tolist(), counts.tolist(), strict=True))
+    order = [c for c in BASELINE_ORDER if c in found] + sorted(set(found) - set(BASELINE_ORDER))
+    return " ".join(f"{c}={found[c]}" for c in order)
+
+
+@click.command(cls=SermmCommand)
+@click.option(
+    "--input",
+    "-i",
+    "input_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Final scores: a posterior file (argmax is taken), a decision file id,label, "
+    "or an attribute file (id,arousal,valence,dominance or EmoAct/EmoVal/EmoDom).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(["msp-categorical", "msp-attributes"]),
+    help="msp-categorical writes FileName,EmoClass (letter codes); msp-attributes writes "
+    "FileName,EmoAct,EmoVal,EmoDom clipped to [1, 7].",
+)
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="Submission CSV.")
+@click.option(
+    "--ids",
+    "ids_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Expected ids (e.g. the test-set file list): one per line, or a CSV with an id/FileName "
+    "column. Every one must be present exactly once and no other id may appear.",
+)
+@click.option(
+    "--scores",
+    type=click.Choice(["auto", "probability", "logit"]),
+    default="auto",
+    show_default=True,
+    help="What a posterior input's class columns hold (logits only when declared).",
+)
+def main(input_path: str, fmt: str, output: str, ids_path: str | None, scores: str) -> None:
+    """Write an MSP-Podcast challenge submission from a final score or decision file.
+
+    Categorical: a posterior file gives its argmax class, a decision file (id,label) its
+    label; class names become the challenge letter codes (angry=A, sad=S, happy=H,
+    surprise=U, fear=F, disgust=D, contempt=C, neutral=N, other=O, no_agreement=X).
+    Attributes: arousal/valence/dominance are clipped to the challenge range [1, 7].
+    Rows are sorted by FileName; the file is written whole or not at all.
+
+    \b
+    Examples:
+      sermm-submit --input final.csv --format msp-categorical --output submission.csv \\
+          --ids test_files.txt
+      sermm-submit --input attributes.csv --format msp-attributes --output submission.csv
+    """
+    if fmt == "msp-categorical":
+        ids, codes = categorical_codes(input_path, scores)
+        columns = {"FileName": ids, "EmoClass": codes}
+        detail = f"EmoClass counts: {_distribution(codes)}"
+    else:
+        ids, values, clipped = attribute_values(input_path)
+        columns = {"FileName": ids}
+        columns.update({MSP_ATTRIBUTE_COLUMNS[a]: values[:, j] for j, a in enumerate(ATTRIBUTES)})
+        detail = f"{clipped} of {values.size} value(s) clipped to [1, 7]"
+    if ids_path is not None:
+        check_expected(ids, read_expected_ids(ids_path), input_path, ids_path)
+        detail += f"; every id of {ids_path} present once"
+    order = np.argsort(np.asarray(ids, dtype=str), kind="stable")
+    write_submission(output, {name: np.asarray(v)[order] for name, v in columns.items()})
+    click.echo(f"{output}: {len(ids)} rows ({fmt}); {detail}")
