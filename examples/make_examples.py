@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, Ridge
@@ -28,12 +29,9 @@ FLOAT_FORMAT = "%.6g"
 EKMAN = ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
 ATTRIBUTES = ["arousal", "valence", "dominance"]
 GOEMOTIONS_SOURCE = (
-    "GoEmotions (Apache-2.0), Demszky et al. 2020, Google Research; Ekman mapping, "
-    "single-label examples only"
+    "GoEmotions (Apache-2.0), Demszky et al. 2020, Google Research; Ekman, single-label"
 )
-EMOBANK_SOURCE = (
-    "EmoBank (CC-BY-SA 4.0), Buechel & Hahn, EACL 2017; averaged reader+writer VAD, 1-5 scale"
-)
+EMOBANK_SOURCE = "EmoBank (CC-BY-SA 4.0), Buechel & Hahn, EACL 2017; reader+writer mean VAD, 1-5"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -53,9 +51,8 @@ def check_unique(ids: pd.Series, name: str) -> pd.Series:
     return ~dup
 
 
-def write_meta(path: Path, **fields: object) -> None:
-    """Write the ``<file>.meta.json`` sidecar of ``path``."""
-    meta = {"created": CREATED, **fields}
+def write_meta(path: Path, meta: dict) -> None:
+    """Write ``meta`` as the ``<file>.meta.json`` sidecar of ``path``."""
     sidecar = path.with_name(path.name + ".meta.json")
     sidecar.write_text(json.dumps(meta, indent=2) + "\n")
 
@@ -68,15 +65,15 @@ def write_posteriors(path: Path, ids: pd.Series, probs: np.ndarray, meta: dict) 
     row_sums = pd.read_csv(path, dtype={"id": str})[EKMAN].to_numpy().sum(axis=1)
     if np.abs(row_sums - 1.0).max() > 1e-4:
         raise ValueError(f"{path}: rows do not sum to 1 after rounding")
-    write_meta(path, values="probability", classes=EKMAN, **meta)
+    write_meta(path, meta)
 
 
 def write_embeddings(path: Path, ids: pd.Series, emb: np.ndarray, meta: dict) -> None:
     """Write a float32 embedding Parquet file (``id,e0..eN``) and its sidecar."""
     frame = pd.DataFrame(emb.astype(np.float32), columns=[f"e{i}" for i in range(emb.shape[1])])
     frame.insert(0, "id", ids.to_numpy())
-    frame.to_parquet(path, index=False, compression="zstd")
-    write_meta(path, values="embedding", dim=int(emb.shape[1]), **meta)
+    frame.to_parquet(path, index=False, compression="zstd", use_dictionary=False)
+    write_meta(path, meta)
 
 
 def read_goemotions(ekman_dir: Path, split: str) -> pd.DataFrame:
@@ -119,9 +116,10 @@ def make_goemotions(data_dir: Path, out: Path) -> list[str]:
     vec_words = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
     vec_chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, sublinear_tf=True)
     vec_counts = CountVectorizer(ngram_range=(1, 1))
+    logreg = LogisticRegression(C=4.0, solver="saga", tol=1e-3, max_iter=1000, random_state=SEED)
     systems = {
-        "words": (vec_words, LogisticRegression(C=4.0, max_iter=1000), "tfidf-word-1-2gram+logreg"),
-        "chars": (vec_chars, LogisticRegression(C=4.0, max_iter=1000), "tfidf-charwb-2-5gram+logreg"),
+        "words": (vec_words, clone(logreg), "tfidf-word-1-2gram+logreg"),
+        "chars": (vec_chars, clone(logreg), "tfidf-charwb-2-5gram+logreg"),
         "nb": (vec_counts, MultinomialNB(alpha=0.1), "counts-word-1gram+multinomialnb"),
     }
     lines = ["| system | model_id | macro-F1 | accuracy | mean max-prob |", "|---|---|---|---|---|"]
@@ -132,25 +130,31 @@ def make_goemotions(data_dir: Path, out: Path) -> list[str]:
             raise ValueError(f"{name}: unexpected class order {list(clf.classes_)}")
         meta = {
             "system": name,
+            "classes": EKMAN,
             "train_prior": train_prior,
             "model_id": model_id,
+            "created": CREATED,
+            "values": "probability",
             "source": GOEMOTIONS_SOURCE,
         }
-        svd = None
-        if name in ("words", "chars"):
-            svd = TruncatedSVD(n_components=EMB_DIM, random_state=SEED).fit(x_train)
+        emb_meta = {
+            "system": name,
+            "dim": EMB_DIM,
+            "model_id": model_id.split("+")[0] + f"+svd{EMB_DIM}",
+            "created": CREATED,
+            "values": "embedding",
+            "source": GOEMOTIONS_SOURCE,
+        }
+        svd = TruncatedSVD(EMB_DIM, random_state=SEED).fit(x_train) if name != "nb" else None
         for split, frame in splits.items():
             x = vec.transform(frame["text"])
             probs = clf.predict_proba(x)
             base = f"{name}_{split}"
             write_posteriors(out / f"{base}.csv", frame["id"], probs, meta)
             if svd is not None:
-                emb_meta = {
-                    "system": name,
-                    "model_id": model_id.split("+")[0] + f"+svd{EMB_DIM}",
-                    "source": GOEMOTIONS_SOURCE,
-                }
-                write_embeddings(out / f"{base}.emb.parquet", frame["id"], svd.transform(x), emb_meta)
+                write_embeddings(
+                    out / f"{base}.emb.parquet", frame["id"], svd.transform(x), emb_meta
+                )
             if split == "test":
                 pred = np.asarray(EKMAN)[probs.argmax(axis=1)]
                 f1 = f1_score(frame["label"], pred, average="macro")
@@ -161,20 +165,22 @@ def make_goemotions(data_dir: Path, out: Path) -> list[str]:
     for split, frame in splits.items():
         frame[["id", "label"]].to_csv(out / f"labels_{split}.csv", index=False)
     dev_ids = splits["dev"]["id"]
-    groups = np.array([zlib.crc32(i.encode()) % N_GROUPS for i in dev_ids])
-    pd.DataFrame({"id": dev_ids, "group": [f"spk{g:02d}" for g in groups]}).to_csv(
-        out / "groups_dev.csv", index=False
-    )
+    groups = [f"spk{zlib.crc32(i.encode()) % N_GROUPS:02d}" for i in dev_ids]
+    pd.DataFrame({"id": dev_ids, "group": groups}).to_csv(out / "groups_dev.csv", index=False)
     return lines
 
 
 def make_emobank(data_dir: Path, out: Path) -> list[str]:
     """Train the two EmoBank attribute regressors and write their files; return report lines."""
     out.mkdir(parents=True, exist_ok=True)
-    frame = pd.read_csv(data_dir / "emobank" / "emobank.csv", dtype={"id": str}, keep_default_na=False)
+    frame = pd.read_csv(
+        data_dir / "emobank" / "emobank.csv", dtype={"id": str}, keep_default_na=False
+    )
     frame = frame[check_unique(frame["id"], "emobank")]
     frame = frame.rename(columns={"A": "arousal", "V": "valence", "D": "dominance"})
-    splits = {s: frame[frame["split"] == s].reset_index(drop=True) for s in ("train", "dev", "test")}
+    splits = {
+        s: frame[frame["split"] == s].reset_index(drop=True) for s in ("train", "dev", "test")
+    }
     y_train = splits["train"][ATTRIBUTES].to_numpy()
 
     systems = {
@@ -187,10 +193,20 @@ def make_emobank(data_dir: Path, out: Path) -> list[str]:
             "tfidf-charwb-2-5gram+ridge",
         ),
     }
-    lines = ["| system | model_id | CCC arousal | CCC valence | CCC dominance |", "|---|---|---|---|---|"]
+    lines = [
+        "| system | model_id | CCC arousal | CCC valence | CCC dominance |",
+        "|---|---|---|---|---|",
+    ]
     for name, (vec, model_id) in systems.items():
         reg = Ridge(alpha=1.0).fit(vec.fit_transform(splits["train"]["text"]), y_train)
-        meta = {"system": name, "attributes": ATTRIBUTES, "model_id": model_id}
+        meta = {
+            "system": name,
+            "attributes": ATTRIBUTES,
+            "model_id": model_id,
+            "created": CREATED,
+            "values": "regression",
+            "source": EMOBANK_SOURCE,
+        }
         for split in ("dev", "test"):
             part = splits[split]
             pred = reg.predict(vec.transform(part["text"]))
@@ -198,7 +214,7 @@ def make_emobank(data_dir: Path, out: Path) -> list[str]:
             result = pd.DataFrame(pred, columns=ATTRIBUTES)
             result.insert(0, "id", part["id"].to_numpy())
             result.to_csv(path, index=False, float_format=FLOAT_FORMAT)
-            write_meta(path, values="regression", source=EMOBANK_SOURCE, **meta)
+            write_meta(path, meta)
             if split == "test":
                 scores = " | ".join(f"{v:.3f}" for v in ccc(pred, part[ATTRIBUTES].to_numpy()))
                 lines.append(f"| {name} | `{model_id}` | {scores} |")
