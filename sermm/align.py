@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 
 from sermm.errors import SermmError
 from sermm.labels import LabelTable, read_labels
@@ -67,6 +66,8 @@ def align_ids(
     reference = sources[0][1]
     if all(len(ids) == len(reference) and np.array_equal(ids, reference) for _, ids in sources):
         return Aligned(list(tables), labels)
+    import pandas as pd
+
     keep = pd.Index(reference)
     for name, ids in sources[1:]:
         other = pd.Index(ids)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import csv
 import json
 import re
+import weakref
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -173,6 +174,8 @@ def find_id_column(table: pa.Table, path: Path, names: tuple[str, ...] = ID_COLU
 
 def check_ids(ids: np.ndarray, path: Path) -> None:
     """Ids must be non-empty and unique."""
+    import pandas as pd
+
     empty = np.flatnonzero(pd.isna(ids) | (ids == ""))
     if empty.size:
         raise SermmError(f"{path}: {_row_label(path, int(empty[0]))}: empty id")
@@ -186,6 +189,44 @@ def check_ids(ids: np.ndarray, path: Path) -> None:
         )
 
 
+# The last id column converted to Python strings: (its Arrow data, a weak reference to the result).
+_last_ids: tuple[pa.ChunkedArray, weakref.ref] | None = None
+
+
+def read_ids(table: pa.Table, id_col: str, path: Path) -> np.ndarray:
+    """The checked ids of a table (see :func:`check_ids`), cheaply in the common cases.
+
+    A string id column without nulls or empty strings whose values strictly increase is
+    unique, so it needs no hashing. An id column equal to the one read just before (the
+    systems of one data set usually list the same ids in the same order) is not converted
+    again: the result shares its (immutable) strings. Anything else takes the full check.
+    """
+    global _last_ids
+    column = table.column(id_col)
+    if _last_ids is not None:
+        data, ref = _last_ids
+        previous = ref()
+        if previous is not None and data.equals(column):
+            return previous.copy()
+    ids = column.to_numpy(zero_copy_only=False)
+    if not _plainly_unique(column):
+        check_ids(ids, path)
+    if ids.dtype == object and len(ids):
+        _last_ids = (column, weakref.ref(ids))
+    return ids
+
+
+def _plainly_unique(column: pa.ChunkedArray) -> bool:
+    """A string column without nulls or empty strings, in strictly increasing order."""
+    if column.null_count or not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return False
+    if len(column) == 0 or pc.any(pc.equal(column, "")).as_py():
+        return False
+    if len(column) == 1:
+        return True
+    return bool(pc.all(pc.greater(column.slice(1), column.slice(0, len(column) - 1))).as_py())
+
+
 def numeric_matrix(table: pa.Table, columns: list[str], path: Path) -> np.ndarray:
     """Stack the given columns into a float64 matrix, naming the first bad value if any."""
     arrays = []
@@ -197,6 +238,8 @@ def numeric_matrix(table: pa.Table, columns: list[str], path: Path) -> np.ndarra
         elif pa.types.is_decimal(kind) or pa.types.is_boolean(kind):
             values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
         else:
+            import pandas as pd
+
             raw = column.to_pandas()
             parsed = pd.to_numeric(raw, errors="coerce")
             bad = np.flatnonzero(parsed.isna() & raw.notna())
@@ -277,8 +320,7 @@ def read_posteriors(
         raise SermmError(f"{path}: no class columns besides '{id_col}'")
     if len(set(columns)) != len(columns):
         raise SermmError(f"{path}: a class column appears twice in the header")
-    ids = table.column(id_col).to_numpy(zero_copy_only=False)
-    check_ids(ids, path)
+    ids = read_ids(table, id_col, path)
     values = numeric_matrix(table, columns, path)
     declared = scores if scores != "auto" else str(meta.get("values", "probability"))
     if declared in ("logit", "logits"):
@@ -328,8 +370,7 @@ def read_attributes(path: str | Path) -> ScoreTable:
         )
     if len(set(renamed)) != len(renamed):
         raise SermmError(f"{path}: an attribute column appears twice")
-    ids = table.column(id_col).to_numpy(zero_copy_only=False)
-    check_ids(ids, path)
+    ids = read_ids(table, id_col, path)
     values = numeric_matrix(table, names, path)
     return ScoreTable(ids, values, renamed, "attribute", read_meta(path), str(path))
 
@@ -345,26 +386,29 @@ def read_embeddings(path: str | Path) -> ScoreTable:
         raise SermmError(
             f"{path}: embedding columns must be named e0..eN; got {', '.join(bad[:5]) or 'none'}"
         )
-    ids = table.column(id_col).to_numpy(zero_copy_only=False)
-    check_ids(ids, path)
+    ids = read_ids(table, id_col, path)
     values = numeric_matrix(table, names, path)
     return ScoreTable(ids, values, names, "embedding", read_meta(path), str(path))
 
 
+def header_names(path: str | Path) -> list[str]:
+    """The column names of a CSV or Parquet file, read from its header only."""
+    path = check_file(path)
+    try:
+        if is_parquet(path):
+            return list(pq.read_schema(path).names)
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            return next(csv.reader(handle), [])
+    except (pa.ArrowException, OSError) as exc:
+        what = "unreadable Parquet file" if is_parquet(path) else "cannot read"
+        raise SermmError(f"{path}: {what} ({_first_line(exc)})") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise SermmError(f"{path}: unreadable CSV ({_first_line(exc)})") from None
+
+
 def sniff_kind(path: str | Path) -> Kind:
     """Guess a score file's kind from its header: attributes, embeddings, else posteriors."""
-    path = check_file(path)
-    if is_parquet(path):
-        try:
-            names = pq.read_schema(path).names
-        except (pa.ArrowException, OSError) as exc:
-            raise SermmError(f"{path}: unreadable Parquet file ({_first_line(exc)})") from None
-    else:
-        try:
-            with open(path, newline="", encoding="utf-8-sig") as handle:
-                names = next(csv.reader(handle), [])
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SermmError(f"{path}: cannot read ({_first_line(exc)})") from None
+    names = header_names(path)
     rest = [n for n in names if n not in ID_COLUMNS]
     if rest and all(MSP_ATTRIBUTE_NAMES.get(n, n) in ATTRIBUTES for n in rest):
         return "attribute"

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import click
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from sermm.align import load_aligned
 from sermm.cli.common import SermmGroup, labels_option, score_options
@@ -18,10 +15,9 @@ from sermm.labels import LabelTable, read_labels
 from sermm.msp import BASELINE_ORDER, CODE_TO_CLASS
 from sermm.tables import (
     ScoreTable,
-    check_file,
     check_ids,
     find_id_column,
-    is_parquet,
+    header_names,
     parse_classes,
     read_arrow,
     read_scores,
@@ -33,26 +29,6 @@ from sermm.tables import (
 #: Header columns that make a file a label (or decision) file rather than a score file.
 LABEL_COLUMNS = ("label", "EmoClass", "Split_Set")
 BASELINE_ID_COLUMNS = ("Filename", "FileName", "id")
-
-
-def header_names(path: str | Path) -> list[str]:
-    """The column names of a CSV or Parquet file, read from its header only."""
-    path = check_file(path)
-    try:
-        if is_parquet(path):
-            return list(pq.read_schema(path).names)
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            return next(csv.reader(handle), [])
-    except (pa.ArrowException, OSError) as exc:
-        what = "unreadable Parquet file" if is_parquet(path) else "cannot read"
-        raise SermmError(f"{path}: {what} ({_first_line(exc)})") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise SermmError(f"{path}: unreadable CSV ({_first_line(exc)})") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 @click.group(cls=SermmGroup)

@@ -10,7 +10,6 @@ import pandas as pd
 
 from sermm.atomic import atomic_path
 from sermm.cli.common import SermmCommand
-from sermm.cli.data import header_names
 from sermm.errors import SermmError
 from sermm.labels import read_labels
 from sermm.msp import BASELINE_ORDER, class_to_code
@@ -20,6 +19,7 @@ from sermm.tables import (
     check_file,
     check_ids,
     find_id_column,
+    header_names,
     is_parquet,
     read_arrow,
     read_attributes,
