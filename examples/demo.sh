@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The main job on the shipped examples, end to end: check -> fuse -> calibrate -> report -> submit.
+# Run by `make demo` (which puts .venv/bin on PATH). Outputs go to out/demo/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+G=examples/goemotions
+B=examples/emobank
+OUT=out/demo
+rm -rf "$OUT" && mkdir -p "$OUT"
+step() { printf '\n== %s\n' "$*"; }
+
+step "1. Check the three text systems' score files (GoEmotions, 7 Ekman classes)"
+sermm-data check $G/words_dev.csv $G/chars_dev.csv $G/nb_dev.csv --labels $G/labels_dev.csv
+
+step "2. Fuse on dev: the plain mean, interpolation (5-fold CV) and logistic regression (grouped CV)"
+sermm-fuse mean --inputs $G/words_dev.csv $G/chars_dev.csv $G/nb_dev.csv --labels $G/labels_dev.csv \
+    --save $OUT/mean.json
+sermm-fuse interp --inputs $G/words_dev.csv $G/chars_dev.csv $G/nb_dev.csv --labels $G/labels_dev.csv \
+    --cv 5 --save $OUT/interp.json
+sermm-fuse logreg --inputs $G/words_dev.csv $G/chars_dev.csv $G/nb_dev.csv --labels $G/labels_dev.csv \
+    --groups $G/groups_dev.csv --save $OUT/logreg.json --cv-output $OUT/logreg_oof_dev.csv
+
+step "3. Calibrate on dev: per-class thresholds for macro-F1, tuned on the out-of-fold fused scores"
+sermm-calibrate thresholds --input $OUT/logreg_oof_dev.csv --labels $G/labels_dev.csv \
+    --save $OUT/thresholds.json
+
+step "4. Evaluation: fusion, then fusion + thresholds in one command"
+sermm-fuse apply $OUT/logreg.json --inputs $G/words_test.csv $G/chars_test.csv $G/nb_test.csv \
+    --output $OUT/fused_test.csv
+sermm-fuse apply $OUT/logreg.json --inputs $G/words_test.csv $G/chars_test.csv $G/nb_test.csv \
+    --then $OUT/thresholds.json --output $OUT/decisions_test.csv
+
+step "5. Report on test: each system beside the fusion, with bootstrap CIs and a paired test"
+sermm-report --input $G/words_test.csv $G/chars_test.csv $G/nb_test.csv $OUT/fused_test.csv \
+    $OUT/decisions_test.csv --labels $G/labels_test.csv --json $OUT/report_test.json \
+    --plots $OUT/plots --n-boot 500
+
+step "5b. For a balanced test set (Odyssey 2024), rebalance to a uniform prior instead"
+echo "(GoEmotions test is as unbalanced as train, so here it trades WA and CE for recall of rare classes)"
+sermm-calibrate prior --uniform --input $OUT/fused_test.csv --output $OUT/fused_test_uniform.csv \
+    --labels $G/labels_test.csv
+
+step "6. Attributes (EmoBank): per-attribute interpolation chosen for CCC, then an MSP-style submission"
+sermm-fuse interp --inputs $B/ridge_words_dev.csv $B/ridge_chars_dev.csv --labels $B/labels_dev.csv \
+    --save $OUT/attr_interp.json
+sermm-fuse apply $OUT/attr_interp.json --inputs $B/ridge_words_test.csv $B/ridge_chars_test.csv \
+    --output $OUT/attr_test.csv
+sermm-report --input $B/ridge_words_test.csv $B/ridge_chars_test.csv $OUT/attr_test.csv \
+    --labels $B/labels_test.csv --n-boot 500
+sermm-submit --input $OUT/attr_test.csv --format msp-attributes --output $OUT/submission_attributes.csv
+
+step "Done: models, scores, report JSON, PNG plots and the submission are in $OUT/"
+ls "$OUT" "$OUT/plots"
