@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.sermm-installed
 
-.PHONY: demo test lint systems bench clean
+.PHONY: demo test lint systems bench bench-psrcal clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,16 @@ systems: $(STAMP)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[systems,test]"
 
+# The calibration comparison with psrcal (needs torch) in a venv of its own.
+bench-psrcal:
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install --quiet torch==2.13.0
+	.venv-bench/bin/python -m pip install --quiet psrcal expected-cost -e .
+	.venv-bench/bin/python benchmarks/calibration.py
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/fusion.py
 	$(BIN)/python benchmarks/calibration.py
 
 clean:
-	rm -rf $(VENV) out benchmarks/_data
+	rm -rf $(VENV) .venv-bench out benchmarks/_data
