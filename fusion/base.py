@@ -1,0 +1,407 @@
+"""The fuser contract: several systems' score tables in, one posterior (or attribute) table out.
+
+A fuser is a small scikit-learn style estimator. ``fit(X, y)`` learns how to combine the
+systems, ``fuse(X)`` returns the combined scores, ``predict_proba`` / ``predict`` follow
+scikit-learn, and ``to_dict`` / ``from_dict`` turn the learned state into plain JSON values
+(method, classes or attributes, input systems in order, hyper-parameters, learned state).
+
+``X`` is one of: a list of aligned :class:`~sermm.tables.ScoreTable` (one per system, same
+ids in the same order), a list of ``(n, k)`` arrays, or an ``(n, m, k)`` array (what
+:class:`~sklearn.model_selection.GridSearchCV` can slice). Embedding fusers also take one
+``(n, d)`` array of already concatenated embeddings. ``y`` holds class indices (or class
+names) for categorical labels, or an ``(n, a)`` array of attribute values.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+
+from sermm.errors import SermmError
+from sermm.metrics import categorical_summary, ccc
+from sermm.tables import ScoreTable
+
+#: method name -> fuser class; filled by :func:`register`.
+REGISTRY: dict[str, type[Fuser]] = {}
+
+#: Posteriors are floored here before taking logs (log domain, logistic regression features).
+LOG_FLOOR = 1e-12
+
+#: Rows fused at a time (bounded temporaries when applying to large files).
+APPLY_ROWS = 1 << 16
+
+#: Version of the ``state`` layout inside fusion model files.
+STATE_VERSION = 1
+
+
+def row_chunks(n: int, size: int = APPLY_ROWS) -> Iterator[slice]:
+    """Consecutive row slices of at most ``size`` rows covering ``range(n)``."""
+    for start in range(0, n, max(1, size)):
+        yield slice(start, min(n, start + max(1, size)))
+
+
+def register(cls: type[Fuser]) -> type[Fuser]:
+    """Class decorator: make a fuser loadable by its ``method`` name.
+
+    The ``sermm.fusion`` class wins: pytest's doctest collection imports these files a second
+    time as ``fusion.*``, and those copies must not replace the real classes.
+    """
+    if cls.method not in REGISTRY or cls.__module__.startswith("sermm."):
+        REGISTRY[cls.method] = cls
+    return cls
+
+
+def log_posteriors(P: np.ndarray) -> np.ndarray:
+    """Natural log of posteriors floored at :data:`LOG_FLOOR` (so a 0 stays finite)."""
+    return np.log(np.maximum(P, LOG_FLOOR))
+
+
+def blocks_of(X: Any) -> tuple[list[np.ndarray], list[ScoreTable] | None]:
+    """Split a fuser input into per-system float arrays (views, no copies); also the tables, if any."""
+    if isinstance(X, np.ndarray):
+        if X.ndim == 3:
+            return [X[:, j, :] for j in range(X.shape[1])], None
+        if X.ndim == 2:
+            return [X], None
+        raise ValueError(f"X must be (n, m, k) or (n, d), got shape {X.shape}")
+    if isinstance(X, (list, tuple)) and len(X) > 0:
+        if all(isinstance(t, ScoreTable) for t in X):
+            first = X[0]
+            for t in X[1:]:
+                if len(t) != len(first) or not np.array_equal(t.ids, first.ids):
+                    raise SermmError(
+                        f"{t.path or t.system}: ids are not aligned with {first.path or first.system} "
+                        "(align the tables by id first, e.g. with sermm.align.load_aligned)"
+                    )
+            return [np.asarray(t.values, dtype=np.float64) for t in X], list(X)
+        arrays = [np.asarray(a, dtype=np.float64) for a in X]
+        if any(a.ndim != 2 or len(a) != len(arrays[0]) for a in arrays):
+            raise ValueError("X must be a list of (n, k) arrays with the same n")
+        return arrays, None
+    raise ValueError("X must be a non-empty list of score tables or arrays, or an ndarray")
+
+
+def take_rows(X: Any, rows: np.ndarray) -> Any:
+    """The rows ``rows`` of a fuser input, in the same input form."""
+    if isinstance(X, np.ndarray):
+        return X[rows]
+    if all(isinstance(t, ScoreTable) for t in X):
+        return [t.take(rows) for t in X]
+    return [np.asarray(a)[rows] for a in X]
+
+
+def n_rows(X: Any) -> int:
+    """Number of rows (utterances) of a fuser input."""
+    return len(X) if isinstance(X, np.ndarray) else len(X[0])
+
+
+def class_prior(y: np.ndarray, k: int) -> np.ndarray:
+    """Label frequencies of class indices ``y`` over ``k`` classes."""
+    return np.bincount(y, minlength=k) / len(y)
+
+
+def evaluate(values: np.ndarray, y: np.ndarray, kind: str) -> dict[str, float]:
+    """Dev metrics of fused (or single-system) scores: macro-F1/UA/WA, or CCC per attribute column."""
+    if kind == "attribute":
+        per = np.atleast_1d(ccc(y, values))
+        return {f"ccc_{j}": float(v) for j, v in enumerate(per)}
+    k = values.shape[1]
+    summary = categorical_summary(y, np.argmax(values, axis=1), n_classes=k)
+    return {"macro_f1": summary["macro_f1"], "ua": summary["ua"], "wa": summary["wa"]}
+
+
+class Params:
+    """scikit-learn's parameter protocol (``get_params``, ``set_params``, tags) without importing it.
+
+    Importing scikit-learn costs seconds; ``sermm-fuse apply`` must start fast, so fusers only
+    import it where they fit a model. ``clone`` and ``GridSearchCV`` work as with
+    ``sklearn.base.BaseEstimator``: the constructor arguments are the parameters, stored as is.
+    """
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        if cls.__init__ is object.__init__:
+            return []
+        signature = inspect.signature(cls.__init__)
+        return sorted(
+            p.name
+            for p in signature.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        )
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor parameters and their current values."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params: Any) -> Params:
+        """Set constructor parameters (as GridSearchCV does); returns self."""
+        valid = self._get_param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__} (valid: {valid})")
+            setattr(self, name, value)
+        return self
+
+    def __sklearn_tags__(self) -> Any:
+        from sklearn.base import BaseEstimator
+
+        return BaseEstimator.__sklearn_tags__(self)
+
+    def __repr__(self) -> str:
+        names = self._get_param_names()
+        defaults = {
+            p.name: p.default
+            for p in inspect.signature(type(self).__init__).parameters.values()
+            if p.name in names
+        }
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if defaults.get(k) != v]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+
+class Fuser(Params):
+    """Base class: input handling, labels, scoring, and model-file (de)serialisation.
+
+    Subclasses set ``method``, the input ``kinds`` they accept, whether they need labels
+    (``needs_labels``, with ``why_labels`` saying why), and implement ``_fit``, ``_fuse``,
+    ``_state`` and ``_set_state``. The model file's ``params`` are :meth:`get_params`.
+    """
+
+    method: ClassVar[str] = ""
+    kinds: ClassVar[tuple[str, ...]] = ("posterior",)
+    needs_labels: ClassVar[bool] = True
+    why_labels: ClassVar[str] = ""
+
+    # ----------------------------------------------------------------- public API
+
+    def fit(self, X: Any, y: Any = None, groups: np.ndarray | None = None) -> Fuser:
+        """Learn how to combine the systems from development scores ``X`` and labels ``y``."""
+        blocks, tables = blocks_of(X)
+        self._learn_inputs(blocks, tables, y)
+        target = self.encode_labels(y, len(blocks[0]))
+        if target is None and self.needs_labels:
+            raise SermmError(f"{self.method} {self.why_labels}")
+        self.train_prior_ = (
+            class_prior(target, len(self.columns_))
+            if target is not None and self.output_kind_ == "posterior"
+            else None
+        )
+        self._fit(blocks, target, groups)
+        return self
+
+    def fuse(self, X: Any) -> np.ndarray:
+        """The fused scores: ``(n, k)`` posteriors, or ``(n, a)`` attribute values.
+
+        Computed in chunks of rows, so temporaries stay small whatever the input size.
+        """
+        blocks = self._check_inputs(X)
+        n = len(blocks[0])
+        out = np.empty((n, len(self.columns_)))
+        for rows in row_chunks(n):
+            out[rows] = self._fuse([b[rows] for b in blocks])
+        return out
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Fused class posteriors, ``(n, k)`` in ``classes_`` order (rows sum to 1)."""
+        if self.output_kind_ != "posterior":
+            raise SermmError(f"{self.method}: attribute fusion has no class posteriors; use predict")
+        return self.fuse(X)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class indices (argmax of the fused posteriors), or fused attribute values."""
+        fused = self.fuse(X)
+        return fused if self.output_kind_ == "attribute" else np.argmax(fused, axis=1)
+
+    def score(self, X: Any, y: Any) -> float:
+        """Macro-F1 for classes, mean CCC for attributes (what GridSearchCV maximises by default)."""
+        target = self.encode_labels(y, n_rows(X))
+        metrics = evaluate(self.fuse(X), target, self.output_kind_)
+        if self.output_kind_ == "attribute":
+            return float(np.mean(list(metrics.values())))
+        return metrics["macro_f1"]
+
+    def describe(self) -> str:
+        """One line saying what the fitted fuser learned (weights, C, dimensions, ...)."""
+        raise NotImplementedError
+
+    @property
+    def classes_(self) -> list[str]:
+        """The output classes (posterior fusers)."""
+        return self.columns_
+
+    # ----------------------------------------------------------------- model files
+
+    def to_dict(self) -> dict:
+        """The fitted fuser as plain JSON values (the body of a fusion model file)."""
+        key = "attributes" if self.output_kind_ == "attribute" else "classes"
+        body: dict[str, Any] = {
+            "method": self.method,
+            "input_kind": self.input_kind_,
+            key: list(self.columns_),
+            "systems": list(self.systems_),
+            "system_names_from_sidecar": bool(self.named_by_sidecar_),
+            "params": self.get_params(),
+            "dims": [int(d) for d in self.dims_],
+            "state_version": STATE_VERSION,
+            "state": self._state(),
+        }
+        if self.train_prior_ is not None:
+            body["train_prior"] = {c: float(p) for c, p in zip(self.columns_, self.train_prior_, strict=True)}
+        if getattr(self, "dev_metrics_", None):
+            body["dev_metrics"] = self.dev_metrics_
+        return body
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> Fuser:
+        """Rebuild a fitted fuser from :meth:`to_dict` output (or a loaded model file)."""
+        fuser = cls(**doc.get("params", {}))
+        fuser.input_kind_ = doc["input_kind"]
+        fuser.output_kind_ = "attribute" if "attributes" in doc else "posterior"
+        fuser.columns_ = list(doc.get("attributes", doc.get("classes", [])))
+        fuser.systems_ = list(doc["systems"])
+        fuser.named_by_sidecar_ = bool(doc.get("system_names_from_sidecar", False))
+        fuser.dims_ = [int(d) for d in doc["dims"]]
+        prior = doc.get("train_prior")
+        fuser.train_prior_ = (
+            None if prior is None else np.array([prior[c] for c in fuser.columns_], dtype=np.float64)
+        )
+        if doc.get("dev_metrics"):
+            fuser.dev_metrics_ = doc["dev_metrics"]
+        fuser._set_state(doc["state"])
+        return fuser
+
+    # ----------------------------------------------------------------- for subclasses
+
+    def _fit(self, blocks: list[np.ndarray], y: np.ndarray | None, groups: np.ndarray | None) -> None:
+        raise NotImplementedError
+
+    def _fuse(self, blocks: list[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _state(self) -> dict:
+        raise NotImplementedError
+
+    def _set_state(self, state: dict) -> None:
+        raise NotImplementedError
+
+    def _output_columns(self, blocks: list[np.ndarray], tables: list[ScoreTable] | None) -> list[str]:
+        """Output columns of a posterior/attribute fuser: the tables' columns, else 0..k-1."""
+        if tables is not None:
+            return list(tables[0].columns)
+        return [str(j) for j in range(blocks[0].shape[1])]
+
+    # ----------------------------------------------------------------- internals
+
+    def _learn_inputs(self, blocks: list[np.ndarray], tables: list[ScoreTable] | None, y: Any) -> None:
+        """Record the input kind, systems, output columns and per-system widths."""
+        if tables is not None:
+            kind = tables[0].kind
+        elif "embedding" in self.kinds:
+            kind = "embedding"
+        else:
+            y_arr = None if y is None else np.asarray(y)
+            kind = "attribute" if y_arr is not None and y_arr.ndim == 2 else "posterior"
+        if kind not in self.kinds:
+            raise SermmError(
+                f"{self.method} fuses {' or '.join(self.kinds)} files, but the inputs hold {kind}s"
+            )
+        self.input_kind_ = kind
+        self.output_kind_ = "attribute" if kind == "attribute" else "posterior"
+        self.dims_ = [b.shape[1] for b in blocks]
+        if tables is not None:
+            self.systems_ = [t.system for t in tables]
+            self.named_by_sidecar_ = all(bool(t.meta.get("system")) for t in tables)
+        else:
+            self.systems_ = [f"system{j + 1}" for j in range(len(blocks))]
+            self.named_by_sidecar_ = False
+        if len(set(self.systems_)) != len(self.systems_):
+            self.systems_ = [f"{s}#{j + 1}" for j, s in enumerate(self.systems_)]
+        if kind == "embedding":
+            self.columns_ = self._embedding_classes(y)
+        else:
+            self.columns_ = self._output_columns(blocks, tables)
+            if any(b.shape[1] != len(self.columns_) for b in blocks):
+                raise ValueError("every system must have the same number of columns")
+
+    def _embedding_classes(self, y: Any) -> list[str]:
+        """Classes of an embedding fuser: the ``classes`` parameter, else the sorted label names."""
+        given = getattr(self, "classes", None)
+        if given:
+            return [c.strip() for c in given.split(",")] if isinstance(given, str) else list(given)
+        if y is None:
+            raise SermmError(f"{self.method} {self.why_labels}")
+        y_arr = np.asarray(y)
+        if y_arr.dtype.kind in "iu":
+            return [str(j) for j in range(int(y_arr.max()) + 1)]
+        return sorted({str(v) for v in y_arr})
+
+    def encode_labels(self, y: Any, n: int) -> np.ndarray | None:
+        """Labels as class indices (categorical) or an ``(n, a)`` float array (attributes)."""
+        if y is None:
+            return None
+        y_arr = np.asarray(y)
+        if len(y_arr) != n:
+            raise ValueError(f"y has {len(y_arr)} rows, X has {n}")
+        if self.output_kind_ == "attribute":
+            y_arr = y_arr.astype(np.float64).reshape(n, -1)
+            if y_arr.shape[1] != len(self.columns_):
+                raise ValueError(f"y must have {len(self.columns_)} attribute columns")
+            return y_arr
+        if y_arr.dtype.kind in "iu":
+            if n and (y_arr.min() < 0 or y_arr.max() >= len(self.columns_)):
+                raise ValueError(f"class indices must lie in [0, {len(self.columns_)})")
+            return y_arr.astype(np.int64)
+        lookup = {c: j for j, c in enumerate(self.columns_)}
+        unknown = sorted({str(v) for v in y_arr} - set(lookup))
+        if unknown:
+            raise SermmError(f"unknown class '{unknown[0]}' (classes: {', '.join(self.columns_)})")
+        return np.array([lookup[str(v)] for v in y_arr], dtype=np.int64)
+
+    def _check_inputs(self, X: Any) -> list[np.ndarray]:
+        """Per-system arrays of ``X``, checked against what the fuser was fitted on."""
+        if not hasattr(self, "systems_"):
+            raise SermmError(f"{self.method}: this fuser is not fitted yet (call fit first)")
+        blocks, tables = blocks_of(X)
+        if tables is not None and self.input_kind_ != "embedding":
+            blocks = []
+            for t in tables:
+                if set(t.columns) != set(self.columns_):
+                    raise SermmError(
+                        f"{t.path or t.system}: columns {', '.join(t.columns)} do not match the "
+                        f"fuser's {', '.join(self.columns_)}"
+                    )
+                ordered = t if t.columns == self.columns_ else t.with_columns(self.columns_)
+                blocks.append(ordered.values)
+        if self.input_kind_ == "embedding" and len(blocks) == 1 and len(self.dims_) > 1:
+            if blocks[0].shape[1] != sum(self.dims_):
+                raise ValueError(f"expected {sum(self.dims_)} embedding columns, got {blocks[0].shape[1]}")
+            return blocks
+        if len(blocks) != len(self.systems_):
+            raise SermmError(
+                f"{self.method}: fitted on {len(self.systems_)} systems "
+                f"({', '.join(self.systems_)}), got {len(blocks)} inputs"
+            )
+        widths = [b.shape[1] for b in blocks]
+        if widths != list(self.dims_):
+            raise SermmError(
+                f"{self.method}: inputs have {widths} columns, the fuser was fitted on {list(self.dims_)}"
+            )
+        return blocks
+
+
+def fuser_from_dict(doc: dict, *, source: str = "model") -> Fuser:
+    """Rebuild any registered fuser from a model document."""
+    import sermm.fusion.methods  # noqa: F401  (registers the fusers)
+
+    method = doc.get("method")
+    if method not in REGISTRY:
+        known = ", ".join(sorted(REGISTRY))
+        raise SermmError(f"{source}: unknown fusion method '{method}' (known: {known})")
+    if doc.get("state_version", STATE_VERSION) != STATE_VERSION:
+        raise SermmError(f"{source}: fusion state version {doc.get('state_version')} is not supported")
+    try:
+        return REGISTRY[method].from_dict(doc)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SermmError(f"{source}: malformed {method} fusion model ({exc})") from None

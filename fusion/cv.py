@@ -1,0 +1,75 @@
+"""Honest development estimates: fit on the other folds, score each fold with a model that never saw it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sermm.errors import SermmError
+from sermm.fusion.base import Fuser, n_rows, take_rows
+
+#: Folds used inside ``fit`` when a hyper-parameter is chosen by cross-validation (``--C auto``).
+INNER_FOLDS = 5
+
+
+def make_folds(
+    y: np.ndarray | None,
+    *,
+    n_splits: int = 5,
+    groups: np.ndarray | None = None,
+    seed: int = 0,
+    n: int | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) row indices: grouped K-fold when ``groups`` is given, else stratified K-fold
+    for class labels, else plain shuffled K-fold (attributes, or no labels)."""
+    from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
+
+    n = len(y) if y is not None else n
+    if n_splits < 2:
+        raise SermmError(f"--cv needs at least 2 folds, got {n_splits}")
+    if groups is not None:
+        n_groups = len(np.unique(groups))
+        if n_groups < n_splits:
+            raise SermmError(f"--groups: only {n_groups} groups, fewer than the {n_splits} folds")
+        splits = GroupKFold(n_splits=n_splits).split(np.zeros(n), y, groups)
+    elif y is not None and y.ndim == 1:
+        smallest = np.bincount(y)[np.bincount(y) > 0].min()
+        if smallest < n_splits:
+            raise SermmError(f"--cv {n_splits}: a class has only {smallest} labelled row(s); use fewer folds")
+        splits = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(np.zeros(n), y)
+    else:
+        if n < n_splits:
+            raise SermmError(f"--cv {n_splits}: only {n} rows")
+        splits = KFold(n_splits=n_splits, shuffle=True, random_state=seed).split(np.zeros(n))
+    return [(np.asarray(train), np.asarray(test)) for train, test in splits]
+
+
+def fresh(fuser: Fuser, **params: Any) -> Fuser:
+    """An unfitted copy of ``fuser`` with the same parameters (optionally changed)."""
+    return type(fuser)(**{**fuser.get_params(), **params})
+
+
+def cross_val_fuse(
+    fuser: Fuser,
+    X: Any,
+    y: np.ndarray | None,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    *,
+    groups: np.ndarray | None = None,
+    **params: Any,
+) -> np.ndarray:
+    """Out-of-fold fused scores: each fold scored by a copy of ``fuser`` fitted on the other folds."""
+    out: np.ndarray | None = None
+    for train, test in folds:
+        model = fresh(fuser, **params).fit(
+            take_rows(X, train),
+            None if y is None else y[train],
+            None if groups is None else groups[train],
+        )
+        fused = model.fuse(take_rows(X, test))
+        if out is None:
+            out = np.empty((n_rows(X), fused.shape[1]))
+        out[test] = fused
+    assert out is not None
+    return out

@@ -1,0 +1,173 @@
+"""Files around fusion: group files, inputs checked against a saved model, outputs, reports."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from sermm.align import Aligned, align_ids
+from sermm.atomic import write_text
+from sermm.errors import SermmError
+from sermm.labels import read_labels
+from sermm.tables import (
+    ScoreTable,
+    check_ids,
+    find_id_column,
+    read_arrow,
+    read_scores,
+    sniff_kind,
+    write_scores,
+)
+
+#: Column headers of the metric tables, by metric key.
+METRIC_NAMES = {"macro_f1": "macro-F1", "ua": "UA", "wa": "WA"}
+
+
+def read_groups(path: str, ids: np.ndarray) -> np.ndarray:
+    """The ``group`` of every id in ``ids`` from an ``id,group`` file (speaker, session, ...)."""
+    table = read_arrow(path)
+    id_col = find_id_column(table, Path(path))
+    if "group" not in table.column_names:
+        raise SermmError(f"{path}: no 'group' column (expected id,group)")
+    group_ids = table.column(id_col).to_numpy(zero_copy_only=False)
+    check_ids(group_ids, Path(path))
+    groups = np.asarray(table.column("group").cast("string").to_numpy(zero_copy_only=False), dtype=object)
+    import pandas as pd
+
+    where = pd.Index(group_ids).get_indexer(ids)
+    if (where < 0).any():
+        missing = ids[where < 0]
+        shown = ", ".join(f"'{i}'" for i in missing[:3])
+        raise SermmError(f"{path}: no group for {len(missing)} id(s) of the inputs (e.g. {shown})")
+    chosen = groups[where]
+    if any(g is None or g == "" for g in chosen):
+        raise SermmError(f"{path}: empty group for some ids")
+    return chosen
+
+
+def metric_names(kind: str, columns: list[str]) -> dict[str, str]:
+    """Metric keys and their headers: macro-F1/UA/WA, or CCC per attribute."""
+    if kind == "attribute":
+        return {f"ccc_{j}": f"CCC {c}" for j, c in enumerate(columns)}
+    return dict(METRIC_NAMES)
+
+
+def load_for_model(
+    paths: list[str],
+    doc: dict,
+    source: str,
+    *,
+    scores: str = "auto",
+    labels: str | None = None,
+    split: str | None = None,
+    on_missing: str = "error",
+) -> Aligned:
+    """Read evaluation inputs for a saved fusion model, check them against it, align them.
+
+    The inputs must be the systems the model was trained on: matched by sidecar system name
+    when the model and every input carry one (any order), else by file order. Their classes
+    (or attributes, or embedding sizes) must be the model's.
+    """
+    systems = list(doc["systems"])
+    kind = doc["input_kind"]
+    if len(paths) != len(systems):
+        raise SermmError(
+            f"{source}: trained on {len(systems)} system(s) ({', '.join(systems)}), "
+            f"got {len(paths)} input file(s)"
+        )
+    columns = list(doc.get("attributes", doc.get("classes", [])))
+    subset = columns if kind == "posterior" and doc.get("class_subset") else None
+    tables = []
+    for path in paths:
+        found = sniff_kind(path)
+        if found != kind:
+            raise SermmError(f"{path} holds {found}s, but {source} fuses {kind} files")
+        tables.append(read_scores(path, kind=kind, scores=scores, classes=subset))  # type: ignore[arg-type]
+        pa.default_memory_pool().release_unused()  # the reader's scratch memory, before the next file
+    named = [t.meta.get("system") for t in tables]
+    if doc.get("system_names_from_sidecar") and all(named):
+        for table, name in zip(tables, named, strict=True):
+            if name not in systems:
+                raise SermmError(
+                    f"{table.path}: system '{name}' is not one {source} was trained on ({', '.join(systems)})"
+                )
+        if sorted(named) != sorted(systems):
+            raise SermmError(
+                f"{source}: trained on systems {', '.join(systems)}, the inputs are {', '.join(named)}"
+            )
+        tables = [tables[named.index(s)] for s in systems]
+    for j, table in enumerate(tables):
+        if kind == "embedding":
+            if table.values.shape[1] != doc["dims"][j]:
+                raise SermmError(
+                    f"{table.path}: {table.values.shape[1]} embedding columns, but {source} was trained "
+                    f"on {doc['dims'][j]} for system '{systems[j]}'"
+                )
+        elif set(table.columns) != set(columns):
+            what = "attributes" if kind == "attribute" else "classes"
+            raise SermmError(
+                f"{table.path}: {what} {', '.join(table.columns)} do not match the {what} of "
+                f"{source} ({', '.join(columns)})"
+            )
+        elif table.columns != columns:
+            tables[j] = table.with_columns(columns)
+    label_table = read_labels(labels, split=split) if labels else None
+    return align_ids(tables, label_table, on_missing=on_missing)  # type: ignore[arg-type]
+
+
+def output_meta(
+    method: str,
+    columns: list[str],
+    kind: str,
+    *,
+    inputs: list[str],
+    model: str | None,
+    train_prior: dict | None = None,
+    extra: dict | None = None,
+) -> dict:
+    """The sidecar of a fused score file."""
+    meta: dict = {"system": f"fusion-{method}"}
+    if kind == "attribute":
+        meta.update(attributes=list(columns), values="regression")
+    else:
+        meta.update(classes=list(columns), values="probability")
+        if train_prior is not None:
+            meta["train_prior"] = train_prior
+    meta.update(model=model, inputs=list(inputs))
+    meta.update(extra or {})
+    meta["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return meta
+
+
+def write_fused(
+    ids: np.ndarray, values: np.ndarray, columns: list[str], kind: str, path: str, meta: dict
+) -> None:
+    """Write fused scores (CSV or Parquet by extension) with their sidecar."""
+    table = ScoreTable(ids, values, list(columns), "attribute" if kind == "attribute" else "posterior")
+    write_scores(table, path, meta=meta)
+
+
+def metrics_table(rows: list[tuple[str, dict]], names: dict[str, str], *, markdown: bool) -> str:
+    """Rows of (label, metrics) as an aligned text table, or a Markdown table."""
+    keys = list(names)
+    if markdown:
+        lines = ["| system | " + " | ".join(names[k] for k in keys) + " |"]
+        lines.append("|---|" + "---|" * len(keys))
+        for label, metrics in rows:
+            lines.append(f"| {label} | " + " | ".join(f"{metrics[k]:.4f}" for k in keys) + " |")
+        return "\n".join(lines)
+    width = max(len(label) for label, _ in rows) + 2
+    cell = max(9, *(len(names[k]) + 2 for k in keys))
+    lines = [" " * width + "".join(f"{names[k]:>{cell}}" for k in keys)]
+    for label, metrics in rows:
+        lines.append(f"{label:<{width}}" + "".join(f"{metrics[k]:>{cell}.4f}" for k in keys))
+    return "\n".join(lines)
+
+
+def write_report(path: str, title: str, description: list[str], table: str, notes: list[str]) -> None:
+    """A short Markdown report of a fusion run."""
+    text = "\n\n".join([f"# {title}", "\n".join(description), table, "\n".join(notes)]).rstrip() + "\n"
+    write_text(path, text)

@@ -1,0 +1,299 @@
+"""Embedding fusion: normalise, LDA, then logistic regression (``lda``) or a two-covariance PLDA (``plda``).
+
+The systems' embeddings (``id,e0..eN``) are aligned by id and concatenated. They are
+standardised (``standard``), or centred and scaled to unit length (``length``), then projected
+by LDA: the leading generalised eigenvectors of the between-class scatter ``Sb`` against the
+within-class scatter ``Sw`` (plus a small ridge), as in Kaldi. The projection ``V`` is
+``Sw``-orthonormal (``V' Sw V = I``) and may keep any number of dimensions up to the feature
+size, not only ``classes - 1``.
+
+PLDA (two-covariance model): class means ``m_c ~ N(mu, B)`` and ``x | c ~ N(m_c, W)``. ``W``
+is the pooled within-class covariance, ``B`` the covariance of the class means less their
+sampling noise (closed form, eigenvalues floored). A class is scored by the *posterior
+predictive* likelihood of ``x`` given that class's training examples:
+``x | c, data ~ N(m_hat_c, W + S_c)`` with ``S_c = (B^-1 + n_c W^-1)^-1`` and
+``m_hat_c = mu + B (B + W / n_c)^-1 (xbar_c - mu)``. The likelihoods do not depend on the
+class frequencies of the training data; posteriors come from them under a chosen prior.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sermm.errors import SermmError
+from sermm.fusion.base import Fuser, register
+from sermm.fusion.logreg import choose_C, fit_multinomial, parse_C, require_every_class
+from sermm.tables import softmax
+
+NORMS = ("standard", "length", "none")
+#: Ridge added to ``Sw`` in the LDA eigenproblem, relative to its mean eigenvalue.
+LDA_RIDGE = 1e-6
+#: Floor of the between-class covariance's eigenvalues, relative to the mean within-class variance.
+B_FLOOR = 1e-9
+
+
+def class_means(Z: np.ndarray, y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class means ``(k, d)`` and counts ``(k,)``."""
+    counts = np.bincount(y, minlength=k)
+    sums = np.zeros((k, Z.shape[1]))
+    np.add.at(sums, y, Z)
+    return sums / np.maximum(counts, 1)[:, None], counts
+
+
+def fit_norm(X: np.ndarray, norm: str) -> tuple[np.ndarray, np.ndarray]:
+    """The centre and scale of a normalisation, learned on development embeddings."""
+    if norm not in NORMS:
+        raise SermmError(f"--norm must be one of {', '.join(NORMS)}, got {norm!r}")
+    mean = X.mean(axis=0) if norm != "none" else np.zeros(X.shape[1])
+    scale = X.std(axis=0) if norm == "standard" else np.ones(X.shape[1])
+    scale[scale == 0] = 1.0
+    return mean, scale
+
+
+def apply_norm(X: np.ndarray, norm: str, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Standardise, or centre and scale every row to unit length (a zero row stays zero)."""
+    Z = (X - mean) / scale
+    if norm == "length":
+        length = np.linalg.norm(Z, axis=1, keepdims=True)
+        Z /= np.where(length > 0, length, 1.0)
+    return Z
+
+
+def lda_directions(Z: np.ndarray, y: np.ndarray, k: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """LDA projection ``(d, dim)`` and its eigenvalues: ``eigh(Sb, Sw + ridge)``, largest first.
+
+    Each direction's sign is fixed so that its largest-magnitude entry is positive.
+    """
+    from scipy.linalg import eigh
+
+    d = Z.shape[1]
+    if not 1 <= dim <= d:
+        raise SermmError(f"--lda-dim {dim}: must lie between 1 and the feature size {d}")
+    means, counts = class_means(Z, y, k)
+    centre = Z.mean(axis=0)
+    between = means - centre
+    Sb = (between.T * counts) @ between / len(Z)
+    within = Z - means[y]
+    Sw = within.T @ within / len(Z)
+    Sw += LDA_RIDGE * max(np.trace(Sw) / d, np.finfo(float).tiny) * np.eye(d)
+    values, vectors = eigh(Sb, Sw)
+    order = np.argsort(values)[::-1][:dim]
+    V = vectors[:, order]
+    signs = np.sign(V[np.argmax(np.abs(V), axis=0), np.arange(dim)])
+    return V * signs, values[order]
+
+
+def fit_plda(Z: np.ndarray, y: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """Two-covariance PLDA in closed form, and each class's posterior predictive Gaussian."""
+    n, d = Z.shape
+    means, counts = class_means(Z, y, k)
+    mu = means.mean(axis=0)
+    within = Z - means[y]
+    W = within.T @ within / max(n - k, 1)
+    spread = means - mu
+    B = spread.T @ spread / max(k - 1, 1) - W * np.mean(1.0 / counts)
+    values, vectors = np.linalg.eigh((B + B.T) / 2)
+    values = np.maximum(values, B_FLOOR * np.trace(W) / d)
+    B = (vectors * values) @ vectors.T
+    gain = np.stack([B @ np.linalg.inv(B + W / c) for c in counts])
+    means_hat = mu + np.einsum("cij,cj->ci", gain, means - mu)
+    predictive = W + np.stack([B - g @ B for g in gain])
+    predictive = (predictive + predictive.transpose(0, 2, 1)) / 2
+    return {"mu": mu, "B": B, "W": W, "means": means_hat, "cov": predictive, "counts": counts}
+
+
+def plda_log_likelihoods(Z: np.ndarray, means: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """``log N(z; m_c, S_c)`` for every row and class, ``(n, k)``."""
+    n, d = Z.shape
+    out = np.empty((n, len(means)))
+    for c, (m, S) in enumerate(zip(means, cov, strict=True)):
+        L = np.linalg.cholesky(S)
+        white = np.linalg.solve(L, (Z - m).T)
+        log_det = 2.0 * np.log(np.diag(L)).sum()
+        out[:, c] = -0.5 * ((white * white).sum(axis=0) + log_det + d * np.log(2 * np.pi))
+    return out
+
+
+def parse_prior(prior: str, classes: list[str], train: np.ndarray) -> np.ndarray:
+    """``uniform``, ``train`` (label frequencies) or ``class=p,...`` (all classes, renormalised)."""
+    k = len(classes)
+    if prior == "uniform":
+        return np.full(k, 1.0 / k)
+    if prior == "train":
+        return np.asarray(train, dtype=np.float64)
+    given: dict[str, float] = {}
+    for part in prior.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            given[name.strip()] = float(value) if sep else float("nan")
+        except ValueError:
+            given[name.strip()] = float("nan")
+    bad = [c for c, p in given.items() if c not in classes or not p > 0]
+    missing = [c for c in classes if c not in given]
+    if bad or missing:
+        raise SermmError(
+            f"--prior {prior!r}: expected uniform, train, or class=p for every class "
+            f"({', '.join(classes)}) with p > 0"
+        )
+    vector = np.array([given[c] for c in classes])
+    return vector / vector.sum()
+
+
+class EmbeddingFuser(Fuser):
+    """Shared by ``lda`` and ``plda``: concatenate, normalise, project by LDA."""
+
+    kinds = ("embedding",)
+    why_labels = (
+        "learns class structure from labelled development embeddings, so it needs the reference "
+        "labels of the --inputs rows: pass --labels dev_labels.csv (id,label)"
+    )
+
+    def _project_fit(self, blocks: list[np.ndarray], y: np.ndarray) -> np.ndarray:
+        require_every_class(y, self.columns_, self.method)
+        X = np.hstack(blocks)
+        self.norm_mean_, self.norm_scale_ = fit_norm(X, self.norm)
+        Z = apply_norm(X, self.norm, self.norm_mean_, self.norm_scale_)
+        self.lda_, self.lda_eigenvalues_ = lda_directions(Z, y, len(self.columns_), int(self.lda_dim))
+        return Z @ self.lda_
+
+    def _project(self, blocks: list[np.ndarray]) -> np.ndarray:
+        X = np.hstack(blocks) if len(blocks) > 1 else blocks[0]
+        return apply_norm(X, self.norm, self.norm_mean_, self.norm_scale_) @ self.lda_
+
+    def _describe_projection(self) -> str:
+        return f"{self.norm} norm, LDA {self.lda_.shape[0]} -> {self.lda_.shape[1]} dims"
+
+    def _projection_state(self) -> dict:
+        return {
+            "norm_mean": self.norm_mean_,
+            "norm_scale": self.norm_scale_,
+            "lda": self.lda_,
+            "lda_eigenvalues": self.lda_eigenvalues_,
+        }
+
+    def _set_projection_state(self, state: dict) -> None:
+        self.norm_mean_ = np.asarray(state["norm_mean"], dtype=np.float64)
+        self.norm_scale_ = np.asarray(state["norm_scale"], dtype=np.float64)
+        self.lda_ = np.asarray(state["lda"], dtype=np.float64).reshape(len(self.norm_mean_), -1)
+        self.lda_eigenvalues_ = np.asarray(state["lda_eigenvalues"], dtype=np.float64)
+
+
+@register
+class LDAFuser(EmbeddingFuser):
+    """Normalise, LDA, then multinomial logistic regression on the projected embeddings."""
+
+    method = "lda"
+
+    def __init__(
+        self,
+        norm: str = "standard",
+        lda_dim: int = 15,
+        C: float | str = 1.0,
+        class_weight: str | None = None,
+        classes: str | None = None,
+        max_iter: int = 1000,
+    ) -> None:
+        self.norm = norm
+        self.lda_dim = lda_dim
+        self.C = C
+        self.class_weight = class_weight
+        self.classes = classes
+        self.max_iter = max_iter
+
+    def _fit(self, blocks: list[np.ndarray], y: np.ndarray, groups: np.ndarray | None) -> None:
+        C = parse_C(self.C)
+        self.C_curve_ = None
+        if C == "auto":
+            C, self.C_curve_ = choose_C(self, blocks, y, groups)
+        self.C_ = float(C)
+        Z = self._project_fit(blocks, y)
+        self.coef_, self.intercept_, self.n_iter_ = fit_multinomial(
+            Z, y, len(self.columns_), self.C_, self.class_weight, self.max_iter
+        )
+        if self.class_weight == "balanced":
+            self.train_prior_ = np.full(len(self.columns_), 1.0 / len(self.columns_))
+
+    def describe(self) -> str:
+        """Normalisation, LDA size and C."""
+        chosen = " (chosen by CV cross-entropy)" if self.C_curve_ else ""
+        return f"{self._describe_projection()}, logistic regression C={self.C_:g}{chosen}"
+
+    def _fuse(self, blocks: list[np.ndarray]) -> np.ndarray:
+        return softmax(self._project(blocks) @ self.coef_.T + self.intercept_)
+
+    def _state(self) -> dict:
+        state: dict[str, Any] = {
+            **self._projection_state(),
+            "C": self.C_,
+            "coef": self.coef_,
+            "intercept": self.intercept_,
+            "n_iter": self.n_iter_,
+        }
+        if self.C_curve_:
+            state["cv_cross_entropy_by_C"] = self.C_curve_
+        return state
+
+    def _set_state(self, state: dict) -> None:
+        self._set_projection_state(state)
+        self.C_ = float(state["C"])
+        self.coef_ = np.asarray(state["coef"], dtype=np.float64)
+        self.intercept_ = np.asarray(state["intercept"], dtype=np.float64)
+        self.n_iter_ = int(state["n_iter"])
+        self.C_curve_ = state.get("cv_cross_entropy_by_C")
+
+
+@register
+class PLDAFuser(EmbeddingFuser):
+    """Normalise, LDA, then a two-covariance PLDA scoring each class by its posterior predictive."""
+
+    method = "plda"
+
+    def __init__(
+        self, norm: str = "standard", lda_dim: int = 15, prior: str = "uniform", classes: str | None = None
+    ) -> None:
+        self.norm = norm
+        self.lda_dim = lda_dim
+        self.prior = prior
+        self.classes = classes
+
+    def _fit(self, blocks: list[np.ndarray], y: np.ndarray, groups: np.ndarray | None) -> None:
+        Z = self._project_fit(blocks, y)
+        model = fit_plda(Z, y, len(self.columns_))
+        self.mu_, self.between_, self.within_ = model["mu"], model["B"], model["W"]
+        self.means_, self.cov_ = model["means"], model["cov"]
+        self.prior_ = parse_prior(self.prior, self.columns_, self.train_prior_)
+        self.train_prior_ = self.prior_
+
+    def describe(self) -> str:
+        """Normalisation, LDA size and prior."""
+        return f"{self._describe_projection()}, two-covariance PLDA, {self.prior} prior"
+
+    def log_likelihoods(self, X: Any) -> np.ndarray:
+        """Class log-likelihoods ``(n, k)`` (no prior): the PLDA scores."""
+        return plda_log_likelihoods(self._project(self._check_inputs(X)), self.means_, self.cov_)
+
+    def _fuse(self, blocks: list[np.ndarray]) -> np.ndarray:
+        scores = plda_log_likelihoods(self._project(blocks), self.means_, self.cov_)
+        return softmax(scores + np.log(self.prior_))
+
+    def _state(self) -> dict:
+        return {
+            **self._projection_state(),
+            "mu": self.mu_,
+            "between": self.between_,
+            "within": self.within_,
+            "class_means": self.means_,
+            "class_covariances": self.cov_,
+            "prior": self.prior_,
+        }
+
+    def _set_state(self, state: dict) -> None:
+        self._set_projection_state(state)
+        self.mu_ = np.asarray(state["mu"], dtype=np.float64)
+        self.between_ = np.asarray(state["between"], dtype=np.float64)
+        self.within_ = np.asarray(state["within"], dtype=np.float64)
+        self.means_ = np.asarray(state["class_means"], dtype=np.float64)
+        self.cov_ = np.asarray(state["class_covariances"], dtype=np.float64)
+        self.prior_ = np.asarray(state["prior"], dtype=np.float64)

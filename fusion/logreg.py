@@ -1,0 +1,214 @@
+"""Logistic-regression fusion on the systems' log-posteriors: full multinomial, or tied (FoCal style).
+
+Full: ``logits = b + sum_j W_j log P_j`` with a ``k x k`` matrix per system (scikit-learn's
+``LogisticRegression``, lbfgs, L2). Tied: ``logits = b + sum_j a_j log P_j`` with one weight per
+system and one bias per class, the linear fusion of the FoCal toolkit (Brummer): ``m + k``
+parameters instead of ``m k^2 + k``, so it hardly overfits with many systems.
+
+Both minimise ``C * sum_i s_i CE_i + ||w||^2 / 2`` (the biases are not penalised; ``s_i`` are the
+``class_weight`` sample weights), scikit-learn's convention. The coefficients are kept as plain
+arrays and ``fuse`` is numpy only, so a model loaded from JSON needs no scikit-learn and gives
+bit-identical output.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from sermm.calibration_metrics import cross_entropy
+from sermm.errors import SermmError
+from sermm.fusion.base import Fuser, log_posteriors, register
+from sermm.tables import softmax
+
+#: Convergence tolerance of the solvers (scikit-learn's default 1e-4 stops visibly short here).
+TOL = 1e-6
+#: The log grid ``--C auto`` chooses from (by cross-validated cross-entropy).
+C_GRID = tuple(10.0**e for e in range(-3, 4))
+
+
+def parse_C(value: str | float) -> float | str:
+    """``--C``: a positive number, or ``auto``."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        C = float(value)
+    except (TypeError, ValueError):
+        raise SermmError(f"--C must be a positive number or 'auto', got {value!r}") from None
+    if not C > 0:
+        raise SermmError(f"--C must be positive, got {value}")
+    return C
+
+
+def sample_weights(y: np.ndarray, k: int, class_weight: str | None) -> np.ndarray:
+    """Per-row weights: ones, or ``n / (k * count[y])`` for ``balanced`` (scikit-learn's rule)."""
+    if class_weight is None:
+        return np.ones(len(y))
+    if class_weight != "balanced":
+        raise SermmError(f"--class-weight must be 'balanced' or none, got {class_weight!r}")
+    counts = np.bincount(y, minlength=k)
+    return len(y) / (k * counts[y])
+
+
+def require_every_class(y: np.ndarray, classes: list[str], method: str) -> None:
+    """A discriminative fuser cannot learn a class it never sees: name the first missing one."""
+    counts = np.bincount(y, minlength=len(classes))
+    missing = [c for c, n in zip(classes, counts, strict=True) if n == 0]
+    if missing:
+        raise SermmError(
+            f"labels: class '{missing[0]}' has no development examples, so {method} cannot learn it "
+            "(keep only the classes present with --classes)"
+        )
+
+
+def fit_multinomial(
+    F: np.ndarray, y: np.ndarray, k: int, C: float, class_weight: str | None, max_iter: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """scikit-learn multinomial logistic regression (lbfgs, L2): coef (k, d), intercept (k,), iterations.
+
+    The features are centred for the solver (the unpenalised intercept absorbs the shift, so the
+    optimum is the same; lbfgs converges in a fraction of the iterations) and the intercept is
+    mapped back, so the coefficients apply to the raw features.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    centre = F.mean(axis=0)
+    model = LogisticRegression(C=C, class_weight=class_weight, solver="lbfgs", max_iter=max_iter, tol=TOL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(F - centre, y)
+    coef = model.coef_
+    intercept = model.intercept_ - coef @ centre
+    if k == 2:  # scikit-learn fits one logit for two classes: softmax([0, z]) = sigmoid(z)
+        coef = np.vstack([np.zeros_like(coef), coef])
+        intercept = np.array([0.0, intercept[0]])
+    return coef, intercept, int(np.max(model.n_iter_))
+
+
+def fit_tied(
+    L: list[np.ndarray], y: np.ndarray, C: float, weights: np.ndarray, max_iter: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """One weight per system, one bias per class, by L-BFGS on the weighted multinomial log loss."""
+    from scipy.optimize import minimize
+
+    m, (n, k) = len(L), L[0].shape
+    stack = np.stack(L)
+    rows = np.arange(n)
+    total = weights.sum()
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        a, b = theta[:m], theta[m:]
+        z = np.tensordot(a, stack, axes=1) + b
+        z -= z.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(z).sum(axis=1))
+        nll = weights @ (log_norm - z[rows, y])
+        resid = np.exp(z - log_norm[:, None])
+        resid[rows, y] -= 1.0
+        resid *= weights[:, None]
+        grad_a = C * np.einsum("nk,mnk->m", resid, stack) + a
+        grad_b = C * resid.sum(axis=0)
+        value = C * nll + 0.5 * a @ a
+        return value / total, np.concatenate([grad_a, grad_b]) / total
+
+    start = np.concatenate([np.full(m, 1.0 / m), np.zeros(k)])
+    options = {"maxiter": max_iter, "gtol": TOL}
+    result = minimize(objective, start, jac=True, method="L-BFGS-B", options=options)
+    return result.x[:m], result.x[m:], int(result.nit)
+
+
+def choose_C(fuser: Fuser, X: Any, y: np.ndarray, groups: np.ndarray | None) -> tuple[float, dict]:
+    """Pick C from :data:`C_GRID` by (grouped) cross-validated cross-entropy; also the curve."""
+    from sermm.fusion.cv import INNER_FOLDS, cross_val_fuse, make_folds
+
+    folds = make_folds(y, n_splits=INNER_FOLDS, groups=groups)
+    curve = {}
+    for C in C_GRID:
+        fused = cross_val_fuse(fuser, X, y, folds, groups=groups, C=C)
+        curve[f"{C:g}"] = cross_entropy(fused, y)
+    best = min(C_GRID, key=lambda C: curve[f"{C:g}"])
+    return best, curve
+
+
+@register
+class LogRegFuser(Fuser):
+    """Multinomial logistic regression on the concatenated log-posteriors of all systems."""
+
+    method = "logreg"
+    why_labels = (
+        "learns how far to trust each system and class from labelled development scores, so it "
+        "needs the reference labels of the --inputs rows: pass --labels dev_labels.csv (id,label)"
+    )
+
+    def __init__(
+        self, C: float | str = 1.0, class_weight: str | None = None, tied: bool = False, max_iter: int = 1000
+    ) -> None:
+        self.C = C
+        self.class_weight = class_weight
+        self.tied = tied
+        self.max_iter = max_iter
+
+    def _fit(self, blocks: list[np.ndarray], y: np.ndarray, groups: np.ndarray | None) -> None:
+        k = len(self.columns_)
+        require_every_class(y, self.columns_, self.method)
+        C = parse_C(self.C)
+        self.C_curve_ = None
+        if C == "auto":
+            C, self.C_curve_ = choose_C(self, blocks, y, groups)
+        self.C_ = float(C)
+        weights = sample_weights(y, k, self.class_weight)
+        L = [log_posteriors(b) for b in blocks]
+        if self.tied:
+            self.system_weights_, self.intercept_, self.n_iter_ = fit_tied(
+                L, y, self.C_, weights, self.max_iter
+            )
+        else:
+            self.coef_, self.intercept_, self.n_iter_ = fit_multinomial(
+                np.hstack(L), y, k, self.C_, self.class_weight, self.max_iter
+            )
+        if self.class_weight == "balanced":
+            self.train_prior_ = np.full(k, 1.0 / k)
+
+    def describe(self) -> str:
+        """C, the weighting, and the learned system weights (tied) or coefficient shape."""
+        chosen = " (chosen by CV cross-entropy)" if self.C_curve_ else ""
+        weighting = ", balanced class weights" if self.class_weight == "balanced" else ""
+        if self.tied:
+            pairs = zip(self.systems_, self.system_weights_, strict=True)
+            weights = " ".join(f"{s}={w:.3f}" for s, w in pairs)
+            biases = f"{len(self.intercept_)} class biases"
+            return f"tied weights {weights}, {biases}; C={self.C_:g}{chosen}{weighting}"
+        k, d = self.coef_.shape
+        return f"{k}x{d} coefficients + {k} biases on log-posteriors; C={self.C_:g}{chosen}{weighting}"
+
+    def _fuse(self, blocks: list[np.ndarray]) -> np.ndarray:
+        k = len(self.columns_)
+        logits = np.broadcast_to(self.intercept_, (len(blocks[0]), k)).copy()
+        for j, block in enumerate(blocks):
+            if self.tied:
+                logits += self.system_weights_[j] * log_posteriors(block)
+            else:
+                logits += log_posteriors(block) @ self.coef_[:, j * k : (j + 1) * k].T
+        return softmax(logits)
+
+    def _state(self) -> dict:
+        state: dict[str, Any] = {"C": self.C_, "intercept": self.intercept_, "n_iter": self.n_iter_}
+        if self.tied:
+            state["system_weights"] = self.system_weights_
+        else:
+            state["coef"] = self.coef_
+        if self.C_curve_:
+            state["cv_cross_entropy_by_C"] = self.C_curve_
+        return state
+
+    def _set_state(self, state: dict) -> None:
+        self.C_ = float(state["C"])
+        self.intercept_ = np.asarray(state["intercept"], dtype=np.float64)
+        self.n_iter_ = int(state["n_iter"])
+        self.C_curve_ = state.get("cv_cross_entropy_by_C")
+        if self.tied:
+            self.system_weights_ = np.asarray(state["system_weights"], dtype=np.float64)
+        else:
+            self.coef_ = np.asarray(state["coef"], dtype=np.float64)
