@@ -52,17 +52,27 @@ class LabelTable:
             raise SermmError(f"{self.path}: no reference values for {', '.join(missing or names)}")
         return self.attributes[:, [self.attribute_names.index(n) for n in names]]
 
-    def indices(self, classes: list[str]) -> np.ndarray:
-        """Map the categorical labels to indices into ``classes``; unknown classes are an error."""
+    def indices(self, classes: list[str], *, what: str = "label") -> np.ndarray:
+        """Map the categorical labels to indices into ``classes``; unknown classes are an error.
+
+        ``what`` names the values in that error: "label" for references, "decision" for
+        a system's decision file.
+        """
         labels = self.require_categorical()
         lookup = {c: i for i, c in enumerate(classes)}
         uniq, inverse = np.unique(labels, return_inverse=True)
         unknown = [u for u in uniq if u not in lookup]
         if unknown:
             row = int(np.flatnonzero(labels == unknown[0])[0])
+            value = unknown[0]
+            problem = (
+                f"unknown class '{value}'"
+                if what == "label"
+                else f"{what} '{value}' is not one of the classes"
+            )
             raise SermmError(
-                f"{self.path}: id '{self.ids[row]}': unknown class "
-                f"'{unknown[0]}' (the scores' classes are: {', '.join(classes)})"
+                f"{self.path}: id '{self.ids[row]}': {problem} "
+                f"(the scores' classes are: {', '.join(classes)})"
             )
         return np.array([lookup[u] for u in uniq], dtype=np.int64)[inverse]
 

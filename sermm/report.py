@@ -139,21 +139,6 @@ def _unique_names(names: list[str], paths: list[str]) -> list[str]:
     return [f"{n} ({i + 1})" if out.count(n) > 1 else n for i, n in enumerate(out)]
 
 
-def _decision_indices(table: LabelTable, classes: list[str]) -> np.ndarray:
-    """A decision file's labels as indices into ``classes``, naming the file on an unknown class."""
-    labels = table.require_categorical()
-    lookup = {c: i for i, c in enumerate(classes)}
-    uniq, inverse = np.unique(labels, return_inverse=True)
-    unknown = [u for u in uniq if u not in lookup]
-    if unknown:
-        row = int(np.flatnonzero(labels == unknown[0])[0])
-        raise SermmError(
-            f"{table.path}: id '{table.ids[row]}': decision '{unknown[0]}' is not one of the "
-            f"classes ({', '.join(classes)})"
-        )
-    return np.array([lookup[u] for u in uniq], dtype=np.int64)[inverse]
-
-
 def _align_in_label_order(tables: list[ScoreTable], labels: LabelTable, on_missing: OnMissing) -> Aligned:
     """Align by id, then put the rows in the label file's order (so that the bootstrap
     resamples, and hence the intervals, do not depend on the row order of the inputs)."""
@@ -203,7 +188,7 @@ def _load_categorical(
         if i in decided:
             table = decided[i].take(np.flatnonzero(~np.isin(decided[i].ids, dropped)))
             # a decision file travels through align_ids as one column of class indices
-            indices = _decision_indices(table, classes)[:, None].astype(float)
+            indices = table.indices(classes, what="decision")[:, None].astype(float)
             tables.append(ScoreTable(table.ids, indices, ["label"], "posterior", read_meta(path), path))
         else:
             table = scored[i].with_columns(classes)
