@@ -26,6 +26,11 @@ from pathlib import Path
 
 import numpy as np
 from scipy.special import softmax
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from threadpoolctl import threadpool_limits
+
+from sermm.align import load_aligned
 from sermm.calibration.affine import log_posteriors
 from sermm.calibration.methods import (
     AffineCalibrator,
@@ -33,11 +38,6 @@ from sermm.calibration.methods import (
     TemperatureCalibrator,
     ThresholdCalibrator,
 )
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
-from threadpoolctl import threadpool_limits
-
-from sermm.align import load_aligned
 from sermm.calibration_metrics import cross_entropy, ece, normalized_cross_entropy
 from sermm.metrics import macro_f1
 
