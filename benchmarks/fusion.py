@@ -111,6 +111,16 @@ def generate(rows: int, dev_rows: int, emb_rows: int) -> dict:
     return wanted
 
 
+def paired(repeat: int, first: list[str], second: list[str]) -> list[tuple[float, float]]:
+    """Run two commands alternately ``repeat`` times; for each, the fastest wall time (s) and the
+    largest peak RSS (MiB). Alternating keeps both under the same machine load."""
+    runs: list[list[tuple[float, float]]] = [[], []]
+    for _ in range(repeat):
+        for j, args in enumerate((first, second)):
+            runs[j].append(run(args)[:2])
+    return [(min(r[0] for r in rs), max(r[1] for r in rs)) for rs in runs]
+
+
 def run(args: list[str]) -> tuple[float, float, str]:
     """Run a command; (wall seconds, peak RSS MiB, output). Fails loudly on a non-zero exit.
 
@@ -139,16 +149,20 @@ def arrow_size(paths: list[Path]) -> float:
     return total / 2**20
 
 
-def grid_search_seconds(rows: int) -> tuple[float, int, list[float]]:
-    """In-process interp grid search (macro-F1, step 0.05) on the eval rows: seconds, points, weights."""
+def grid_search_seconds(repeat: int) -> tuple[float, int, list[float]]:
+    """In-process interp grid search (macro-F1, step 0.05) on the eval rows: fastest seconds, points,
+    weights."""
     from sermm.align import load_aligned
     from sermm.fusion.interp import InterpFuser
 
     aligned = load_aligned([str(DATA / f"{s}_eval.parquet") for s in SYSTEMS], str(DATA / "labels_eval.csv"))
     y = aligned.y()
-    start = time.perf_counter()
-    fuser = InterpFuser().fit(aligned.tables, y)
-    return time.perf_counter() - start, fuser.grid_size_, list(fuser.weights_)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fuser = InterpFuser().fit(aligned.tables, y)
+        times.append(time.perf_counter() - start)
+    return min(times), fuser.grid_size_, list(fuser.weights_)
 
 
 def main() -> None:
@@ -158,6 +172,7 @@ def main() -> None:
     parser.add_argument("--dev-rows", type=int, default=100_000, help="development rows (fit)")
     parser.add_argument("--emb-rows", type=int, default=100_000, help="embedding eval rows (lda/plda)")
     parser.add_argument("--methods", default="mean,interp,logreg,vote,lda,plda")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per apply timing (the fastest counts)")
     args = parser.parse_args()
     methods = args.methods.split(",")
     t0 = time.perf_counter()
@@ -169,57 +184,51 @@ def main() -> None:
     out = DATA / "out"
     out.mkdir(exist_ok=True)
 
-    seconds, points, weights = grid_search_seconds(args.rows)
+    seconds, points, weights = grid_search_seconds(args.repeat)
     print(
         f"\ninterp grid search, in process: {args.rows:,} rows x {len(SYSTEMS)} systems x {points} points: "
         f"{seconds:.2f} s (weights {', '.join(f'{w:.2f}' for w in weights)})"
     )
 
-    floor = {}
-    for fmt in FORMATS:
-        inputs = [DATA / f"{s}_eval.{fmt}" for s in SYSTEMS]
-        wall, rss, _ = run([sys.executable, "-c", FLOOR, str(out / f"floor.{fmt}"), *map(str, inputs)])
-        floor[fmt] = (wall, rss, arrow_size(inputs))
-
     header = f"{'method':<8} {'fit (dev)':>10} {'format':>8} {'apply':>8} {'floor':>8} {'ratio':>6} "
-    header += f"{'peak MiB':>9} {'inputs MiB':>10} {'mem ratio':>9}"
+    header += f"{'peak MiB':>9} {'floor MiB':>9} {'inputs MiB':>10} {'mem ratio':>9}"
     lines = [header, "-" * len(header)]
+    results: list[tuple[str, float, float]] = []
     for method in methods:
         embedding = method in ("lda", "plda")
+        systems = SYSTEMS[:2] if embedding else SYSTEMS
         suffix = ".emb.parquet" if embedding else ".parquet"
-        dev = [str(DATA / f"{s}_dev{suffix}") for s in (SYSTEMS[:2] if embedding else SYSTEMS)]
+        dev = [str(DATA / f"{s}_dev{suffix}") for s in systems]
         labels = str(DATA / ("emb_labels_dev.csv" if embedding else "labels_dev.csv"))
         model = str(models / f"{method}.json")
         fit_wall, _, _ = run([fuse, method, "--inputs", *dev, "--labels", labels, "--save", model])
         for fmt in ("parquet",) if embedding else FORMATS:
             suffix = ".emb.parquet" if embedding else f".{fmt}"
-            inputs = [DATA / f"{s}_eval{suffix}" for s in (SYSTEMS[:2] if embedding else SYSTEMS)]
-            target = out / f"{method}.{fmt}"
-            wall, rss, _ = run([fuse, "apply", model, "--inputs", *map(str, inputs), "--output", str(target)])
-            size = arrow_size(inputs)
-            if embedding:
-                ratio = "-"
-                floor_text = "-"
-            else:
-                ratio = f"{wall / floor[fmt][0]:.2f}"
-                floor_text = f"{floor[fmt][0]:.2f}"
+            inputs = [str(DATA / f"{s}_eval{suffix}") for s in systems]
+            floor_args = [sys.executable, "-c", FLOOR, str(out / f"floor.{fmt}"), *inputs]
+            apply_args = [fuse, "apply", model, "--inputs", *inputs, "--output", str(out / f"{method}.{fmt}")]
+            (floor_wall, floor_rss), (wall, rss) = paired(args.repeat, floor_args, apply_args)
+            size = arrow_size([Path(p) for p in inputs])
+            ratio, mem_ratio = wall / floor_wall, rss / size
+            results.append((f"{method}/{fmt}", ratio, mem_ratio))
             lines.append(
-                f"{method:<8} {fit_wall:>9.2f}s {fmt:>8} {wall:>7.2f}s {floor_text:>8} {ratio:>6} "
-                f"{rss:>9.0f} {size:>10.0f} {rss / size:>9.2f}"
+                f"{method:<8} {fit_wall:>9.2f}s {fmt:>8} {wall:>7.2f}s {floor_wall:>7.2f}s {ratio:>6.2f} "
+                f"{rss:>9.0f} {floor_rss:>9.0f} {size:>10.0f} {mem_ratio:>9.2f}"
             )
-    for fmt in FORMATS:
-        wall, rss, size = floor[fmt]
-        lines.append(
-            f"{'floor':<8} {'-':>10} {fmt:>8} {wall:>7.2f}s {wall:>8.2f} {1.0:>6.2f} {rss:>9.0f} "
-            f"{size:>10.0f} {rss / size:>9.2f}"
-        )
     print(
         f"\napply: {args.rows:,} eval rows x {len(SYSTEMS)} systems x {len(CLASSES)} classes "
         f"(lda/plda: {args.emb_rows:,} rows x 2 x {EMB_DIM}-dim embeddings); "
         f"fit: {args.dev_rows:,} dev rows ({args.emb_rows // 5:,} for lda/plda).\n"
-        "ratio = apply / floor; mem ratio = peak RSS / Arrow size of the inputs.\n"
+        f"times: fastest of {args.repeat} runs, apply and floor alternating; ratio = apply / floor; "
+        "mem ratio = peak RSS / Arrow size of the inputs.\n"
     )
     print("\n".join(lines))
+    print(f"\ntargets:\n  interp grid search under 5 s: {'yes' if seconds < 5 else 'NO'} ({seconds:.2f} s)")
+    checks = (("apply within 1.5x of the floor", 1, 1.5), ("peak RSS within 3x the inputs", 2, 3.0))
+    for what, column, limit in checks:
+        over = [f"{r[0]} {r[column]:.2f}x" for r in results if r[column] > limit]
+        summary = f"{len(results) - len(over)} of {len(results)}"
+        print(f"  {what}: {summary}" + (f" (over: {', '.join(over)})" if over else ""))
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def blocks_of(X: Any) -> tuple[list[np.ndarray], list[ScoreTable] | None]:
         if all(isinstance(t, ScoreTable) for t in X):
             first = X[0]
             for t in X[1:]:
-                if len(t) != len(first) or not np.array_equal(t.ids, first.ids):
+                if t.ids is not first.ids and (len(t) != len(first) or not np.array_equal(t.ids, first.ids)):
                     raise SermmError(
                         f"{t.path or t.system}: ids are not aligned with {first.path or first.system} "
                         "(align the tables by id first, e.g. with sermm.align.load_aligned)"
@@ -167,6 +167,11 @@ class Fuser(Params):
     Subclasses set ``method``, the input ``kinds`` they accept, whether they need labels
     (``needs_labels``, with ``why_labels`` saying why), and implement ``_fit``, ``_fuse``,
     ``_state`` and ``_set_state``. The model file's ``params`` are :meth:`get_params`.
+
+    ``train_prior_`` is the class prior the fused posteriors embody (for prior rebalancing):
+    the dev label frequencies for logistic regression (uniform with balanced class weights),
+    the chosen prior for PLDA, the inputs' shared sidecar prior for mean/interp/vote (else
+    None). ``label_prior_`` holds the dev label frequencies.
     """
 
     method: ClassVar[str] = ""
@@ -183,11 +188,12 @@ class Fuser(Params):
         target = self.encode_labels(y, len(blocks[0]))
         if target is None and self.needs_labels:
             raise SermmError(f"{self.method} {self.why_labels}")
-        self.train_prior_ = (
+        self.label_prior_ = (
             class_prior(target, len(self.columns_))
             if target is not None and self.output_kind_ == "posterior"
             else None
         )
+        self.train_prior_ = self._shared_input_prior(tables)
         self._fit(blocks, target, groups)
         return self
 
@@ -249,6 +255,10 @@ class Fuser(Params):
         }
         if self.train_prior_ is not None:
             body["train_prior"] = {c: float(p) for c, p in zip(self.columns_, self.train_prior_, strict=True)}
+        if getattr(self, "label_prior_", None) is not None:
+            body["dev_label_frequencies"] = {
+                c: float(p) for c, p in zip(self.columns_, self.label_prior_, strict=True)
+            }
         if getattr(self, "dev_metrics_", None):
             body["dev_metrics"] = self.dev_metrics_
         return body
@@ -266,6 +276,10 @@ class Fuser(Params):
         prior = doc.get("train_prior")
         fuser.train_prior_ = (
             None if prior is None else np.array([prior[c] for c in fuser.columns_], dtype=np.float64)
+        )
+        frequencies = doc.get("dev_label_frequencies")
+        fuser.label_prior_ = (
+            None if frequencies is None else np.array([frequencies[c] for c in fuser.columns_])
         )
         if doc.get("dev_metrics"):
             fuser.dev_metrics_ = doc["dev_metrics"]
@@ -325,6 +339,24 @@ class Fuser(Params):
             if any(b.shape[1] != len(self.columns_) for b in blocks):
                 raise ValueError("every system must have the same number of columns")
 
+    def _shared_input_prior(self, tables: list[ScoreTable] | None) -> np.ndarray | None:
+        """The ``train_prior`` all input sidecars agree on, over ``columns_`` (renormalised), if any.
+
+        A mean, interpolation or vote of systems trained under one prior keeps that prior;
+        learned fusers replace it with the prior they were fitted under.
+        """
+        if self.output_kind_ != "posterior" or not tables:
+            return None
+        priors = [t.meta.get("train_prior") for t in tables]
+        first = priors[0]
+        if not isinstance(first, dict) or any(p != first for p in priors):
+            return None
+        try:
+            values = np.array([float(first[c]) for c in self.columns_])
+        except (KeyError, TypeError, ValueError):
+            return None
+        return values / values.sum() if values.sum() > 0 else None
+
     def _embedding_classes(self, y: Any) -> list[str]:
         """Classes of an embedding fuser: the ``classes`` parameter, else the sorted label names."""
         given = getattr(self, "classes", None)
@@ -335,7 +367,7 @@ class Fuser(Params):
         y_arr = np.asarray(y)
         if y_arr.dtype.kind in "iu":
             return [str(j) for j in range(int(y_arr.max()) + 1)]
-        return sorted({str(v) for v in y_arr})
+        return [str(name) for name in np.unique(y_arr.astype(str))]
 
     def encode_labels(self, y: Any, n: int) -> np.ndarray | None:
         """Labels as class indices (categorical) or an ``(n, a)`` float array (attributes)."""
@@ -354,10 +386,11 @@ class Fuser(Params):
                 raise ValueError(f"class indices must lie in [0, {len(self.columns_)})")
             return y_arr.astype(np.int64)
         lookup = {c: j for j, c in enumerate(self.columns_)}
-        unknown = sorted({str(v) for v in y_arr} - set(lookup))
+        names, inverse = np.unique(y_arr.astype(str), return_inverse=True)
+        unknown = [name for name in names if name not in lookup]
         if unknown:
             raise SermmError(f"unknown class '{unknown[0]}' (classes: {', '.join(self.columns_)})")
-        return np.array([lookup[str(v)] for v in y_arr], dtype=np.int64)
+        return np.array([lookup[name] for name in names], dtype=np.int64)[inverse.ravel()]
 
     def _check_inputs(self, X: Any) -> list[np.ndarray]:
         """Per-system arrays of ``X``, checked against what the fuser was fitted on."""

@@ -124,7 +124,7 @@ def run_training(fuser: Fuser, opts: dict[str, Any]) -> None:
             y = aligned.labels.require_attributes(aligned.columns)
         elif kind == "embedding":
             labels = aligned.labels.require_categorical()
-            classes = parse_classes(opts["classes"]) or sorted(set(labels))
+            classes = parse_classes(opts["classes"]) or [str(c) for c in np.unique(labels.astype(str))]
             fuser.set_params(classes=",".join(classes))
             y = labels
         else:
@@ -169,7 +169,9 @@ def run_training(fuser: Fuser, opts: dict[str, Any]) -> None:
         body["class_subset"] = opts["classes"] is not None and kind == "posterior"
         body["inputs"] = list(opts["inputs"])
         save_model(opts["save"], "fusion", body)
-    prior = _prior_dict(fuser, tables)
+    prior = None
+    if fuser.output_kind_ == "posterior" and fuser.train_prior_ is not None:
+        prior = {c: float(p) for c, p in zip(fuser.columns_, fuser.train_prior_, strict=True)}
     for path, values, extra in (
         (opts["output"], fused, {}),
         (opts["cv_output"], oof, {"cross_validated": True}),
@@ -211,22 +213,6 @@ def run_training(fuser: Fuser, opts: dict[str, Any]) -> None:
         description = [header + ".", fuser.describe() + "."]
         write_report(opts["report"], f"Fusion: {method}", description, table, notes)
         click.echo(f"report: {opts['report']}")
-
-
-def _prior_dict(fuser: Fuser, tables: list) -> dict | None:
-    """The class prior the fused posteriors embody, when known.
-
-    Learned fusers know it (dev label frequencies, or the prior they were given); the mean,
-    interpolation and vote of systems that all share one ``train_prior`` keep that prior.
-    """
-    if fuser.output_kind_ != "posterior":
-        return None
-    if fuser.train_prior_ is not None and fuser.method in ("logreg", "lda", "plda"):
-        return {c: float(p) for c, p in zip(fuser.columns_, fuser.train_prior_, strict=True)}
-    priors = [t.meta.get("train_prior") for t in tables]
-    if priors and all(isinstance(p, dict) for p in priors) and all(p == priors[0] for p in priors):
-        return {c: priors[0][c] for c in fuser.columns_ if c in priors[0]} or None
-    return None
 
 
 # --------------------------------------------------------------------------- methods

@@ -60,16 +60,15 @@ def cross_val_fuse(
     **params: Any,
 ) -> np.ndarray:
     """Out-of-fold fused scores: each fold scored by a copy of ``fuser`` fitted on the other folds."""
-    out: np.ndarray | None = None
+    parts = []
     for train, test in folds:
         model = fresh(fuser, **params).fit(
             take_rows(X, train),
             None if y is None else y[train],
             None if groups is None else groups[train],
         )
-        fused = model.fuse(take_rows(X, test))
-        if out is None:
-            out = np.empty((n_rows(X), fused.shape[1]))
+        parts.append((test, model.fuse(take_rows(X, test))))
+    out = np.empty((n_rows(X), parts[0][1].shape[1]))
+    for test, fused in parts:
         out[test] = fused
-    assert out is not None
     return out

@@ -5,26 +5,31 @@ The grid holds every weight vector with entries ``0, step, 2 step, ..., 1`` that
 scored on the development set and the best one wins; ties go to the most even weights.
 
 The argmax metrics (macro-F1, UA, accuracy) are computed for all grid points at once, without a
-loop over points, in two steps:
+loop over points, in three steps:
 
-1. **Candidates.** A class that every system scores at least as high as some other class (and
-   strictly higher, or with a lower index) can never win for any weights: it is dropped. Rows
-   where all systems agree keep one candidate and are counted once for every grid point.
+1. **Candidates.** A class that one of the systems' top classes beats in every system can
+   never win, whatever the weights: it is dropped. Rows where all systems agree keep one
+   candidate and are counted once, for every grid point.
 2. **Line sweep.** Grid points that differ only in the last two weights form a line on which
-   each candidate's fused score is linear; the points where candidate ``t`` beats every other
-   candidate form an interval, found from the pairwise crossing points. Intervals become
-   +1/-1 entries of a difference array (one :func:`numpy.bincount`), whose cumulative sum gives
-   the predicted-class and true-positive counts of every grid point.
+   each candidate's fused score is linear in the step; the steps where candidate ``t`` beats
+   every other candidate form an interval, found from the pairwise crossing points. Intervals
+   become +1/-1 entries of a difference array (:func:`numpy.bincount`), whose cumulative sum
+   gives the predicted-class counts and true positives of every grid point, the inputs of
+   macro-F1, UA and accuracy (same formulas as :mod:`sermm.metrics`).
+3. **Near ties.** Where two candidates' fused scores meet within rounding of a grid point, that
+   point is re-decided by computing the fused scores exactly as :func:`weighted_mean` (and so
+   ``predict``) does, so the grid objective equals the metric of the model it picks.
 
-The work is proportional to rows x lines x candidate pairs instead of rows x points x classes.
-Cross-entropy is scored by evaluating the fused scores in chunks of grid points and rows.
-For attribute files one weight vector per attribute is chosen by CCC, which for a weighted mean
-is a ratio of quadratic forms in the weights and is computed exactly from the systems'
+The work grows with rows x lines x candidate pairs rather than rows x points x classes, in
+chunks of bounded size. Cross-entropy is scored by evaluating the fused posteriors in chunks of
+grid points and rows. For attribute files each attribute gets its own weights by CCC, which for
+a weighted mean is a ratio of quadratic forms in the weights, computed from the systems'
 covariances.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -40,6 +45,8 @@ DOMAINS = ("linear", "log")
 CHUNK_ELEMENTS = 1 << 18
 #: Rows per chunk when finding the candidate classes.
 CANDIDATE_ROWS = 1 << 14
+#: The most weight vectors a grid may have (a larger --step, or logreg --tied, for many systems).
+MAX_GRID = 2_000_000
 #: Objective values this close to the best count as ties (then the most even weights win).
 TIE_TOLERANCE = 1e-12
 #: Relative gap below which two candidates' fused scores are re-checked exactly.
@@ -56,8 +63,18 @@ def steps_per_unit(step: float) -> int:
     return n
 
 
+def grid_size(m: int, n: int) -> int:
+    """How many weight vectors the grid of ``m`` systems with ``n`` steps has: C(n + m - 1, m - 1)."""
+    return math.comb(n + m - 1, m - 1)
+
+
 def simplex_lattice(m: int, n: int) -> np.ndarray:
     """Every vector of ``m`` non-negative integers summing to ``n``, in lexicographic order."""
+    if grid_size(m, n) > MAX_GRID:
+        raise SermmError(
+            f"{m} systems at {n} steps per unit give {grid_size(m, n):,} weight vectors (at most "
+            f"{MAX_GRID:,}): use a larger --step, or logreg --tied"
+        )
     if m == 1:
         return np.array([[n]], dtype=np.int64)
     parts = []
@@ -174,8 +191,9 @@ def _near_steps(
     p_idx, r_idx = np.nonzero(maybe)
     a, b, width = dA[p_idx, r_idx], dB[r_idx], tol[p_idx, r_idx]
     with np.errstate(divide="ignore", invalid="ignore"):
-        first = np.where(b == 0, np.where(np.abs(a) <= width, 0.0, np.inf), np.ceil((a - np.sign(b) * width) / b))
-        last = np.where(b == 0, steps[p_idx], np.floor((a + np.sign(b) * width) / b))
+        slack = np.sign(b) * width
+        first = np.where(b == 0, np.where(np.abs(a) <= width, 0.0, np.inf), np.ceil((a - slack) / b))
+        last = np.where(b == 0, steps[p_idx], np.floor((a + slack) / b))
     first = np.maximum(first, 0.0)
     last = np.minimum(last, steps[p_idx])
     keep = first <= last

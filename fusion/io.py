@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -115,7 +116,10 @@ def load_for_model(
         elif table.columns != columns:
             tables[j] = table.with_columns(columns)
     label_table = read_labels(labels, split=split) if labels else None
-    return align_ids(tables, label_table, on_missing=on_missing)  # type: ignore[arg-type]
+    aligned = align_ids(tables, label_table, on_missing=on_missing)  # type: ignore[arg-type]
+    ids = aligned.tables[0].ids  # aligned: let every table hold the one id array
+    aligned.tables = [replace(t, ids=ids) for t in aligned.tables]
+    return aligned
 
 
 def output_meta(

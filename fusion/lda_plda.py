@@ -212,8 +212,8 @@ class LDAFuser(EmbeddingFuser):
         self.coef_, self.intercept_, self.n_iter_ = fit_multinomial(
             Z, y, len(self.columns_), self.C_, self.class_weight, self.max_iter
         )
-        if self.class_weight == "balanced":
-            self.train_prior_ = np.full(len(self.columns_), 1.0 / len(self.columns_))
+        k = len(self.columns_)
+        self.train_prior_ = np.full(k, 1.0 / k) if self.class_weight == "balanced" else self.label_prior_
 
     def describe(self) -> str:
         """Normalisation, LDA size and C."""
@@ -263,7 +263,7 @@ class PLDAFuser(EmbeddingFuser):
         model = fit_plda(Z, y, len(self.columns_))
         self.mu_, self.between_, self.within_ = model["mu"], model["B"], model["W"]
         self.means_, self.cov_ = model["means"], model["cov"]
-        self.prior_ = parse_prior(self.prior, self.columns_, self.train_prior_)
+        self.prior_ = parse_prior(self.prior, self.columns_, self.label_prior_)
         self.train_prior_ = self.prior_
 
     def describe(self) -> str:

@@ -168,8 +168,7 @@ class LogRegFuser(Fuser):
             self.coef_, self.intercept_, self.n_iter_ = fit_multinomial(
                 np.hstack(L), y, k, self.C_, self.class_weight, self.max_iter
             )
-        if self.class_weight == "balanced":
-            self.train_prior_ = np.full(k, 1.0 / k)
+        self.train_prior_ = np.full(k, 1.0 / k) if self.class_weight == "balanced" else self.label_prior_
 
     def describe(self) -> str:
         """C, the weighting, and the learned system weights (tied) or coefficient shape."""

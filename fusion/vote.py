@@ -23,12 +23,15 @@ def vote_shares(blocks: list[np.ndarray], tie_break: int) -> np.ndarray:
     """Vote shares ``(n, k)`` with ties resolved toward system ``tie_break`` (see module doc)."""
     n, k = blocks[0].shape
     rows = np.arange(n)
+    decisions = [np.argmax(block, axis=1) for block in blocks]
     votes = np.zeros((n, k))
-    for block in blocks:
-        votes[rows, np.argmax(block, axis=1)] += 1.0
-    top = votes.max(axis=1, keepdims=True)
-    leaders = votes == top
-    tied = np.flatnonzero(leaders.sum(axis=1) > 1)
+    for decision in decisions:
+        votes += decision[:, None] == np.arange(k)
+    top = votes[rows, decisions[0]]
+    for decision in decisions[1:]:
+        np.maximum(top, votes[rows, decision], out=top)
+    leaders = votes == top[:, None]
+    tied = np.flatnonzero(np.count_nonzero(leaders, axis=1) > 1)
     shares = votes / len(blocks)
     if tied.size:
         judge = np.where(leaders[tied], blocks[tie_break][tied], -np.inf)

@@ -64,7 +64,8 @@ def align_ids(
     if labels is not None:
         sources.append((labels.path or "labels", labels.ids))
     reference = sources[0][1]
-    if all(len(ids) == len(reference) and np.array_equal(ids, reference) for _, ids in sources):
+    if all(ids is reference or (len(ids) == len(reference) and np.array_equal(ids, reference))
+           for _, ids in sources):
         return Aligned(list(tables), labels)
     import pandas as pd
 

@@ -238,16 +238,18 @@ def _is_plain_number(kind: pa.DataType) -> bool:
 
 
 def _fill_plain(matrix: np.ndarray, table: pa.Table, columns: list[str], where: list[int]) -> None:
-    """Copy integer/float columns into ``matrix[:, where]``, record batch by batch, in blocks of
-    rows that stay in cache (a whole-column strided copy per column is several times slower)."""
+    """Copy integer/float columns into ``matrix[:, where]`` in blocks of rows that stay in cache
+    (a whole-column strided copy per column is several times slower)."""
     start = 0
-    for batch in table.select([columns[j] for j in where]).to_batches():
+    whole = len(where) == matrix.shape[1]
+    for batch in table.select([columns[j] for j in where]).to_batches(max_chunksize=_FILL_ROWS):
         arrays = [c.to_numpy(zero_copy_only=False).astype(np.float64, copy=False) for c in batch.columns]
-        for offset in range(0, batch.num_rows, _FILL_ROWS):
-            block = slice(offset, min(offset + _FILL_ROWS, batch.num_rows))
-            rows = slice(start + block.start, start + block.stop)
+        rows = slice(start, start + batch.num_rows)
+        if whole:
+            np.stack(arrays, axis=1, out=matrix[rows])
+        else:
             for j, values in zip(where, arrays, strict=True):
-                matrix[rows, j] = values[block]
+                matrix[rows, j] = values
         start += batch.num_rows
 
 
@@ -297,9 +299,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def check_probabilities(values: np.ndarray, columns: list[str], path: Path) -> None:
     """Values must be non-negative and each row must sum to one (within ``SUM_TOLERANCE``)."""
-    negative = values < 0
-    if negative.any():
-        row, col = np.argwhere(negative)[0]
+    if values.size and values.min() < 0:
+        row, col = np.argwhere(values < 0)[0]
         raise SermmError(
             f"{path}: {_row_label(path, int(row))}: column '{columns[col]}': negative "
             f"probability {values[row, col]:g} (if these are logits, pass --scores logit)"
@@ -463,7 +464,7 @@ def write_scores(table: ScoreTable, path: str | Path, *, meta: dict | None = Non
     """Write a score table (CSV or Parquet by extension) atomically, plus its sidecar if given."""
     path = Path(path)
     arrays = [pa.array(table.ids, type=pa.string())]
-    arrays += [pa.array(table.values[:, j]) for j in range(table.values.shape[1])]
+    arrays += [pa.array(column) for column in np.ascontiguousarray(table.values.T)]
     arrow = pa.Table.from_arrays(arrays, names=["id", *table.columns])
     with atomic_path(path) as tmp:
         if is_parquet(path):

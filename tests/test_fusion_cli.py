@@ -395,3 +395,35 @@ def test_help_reads_like_a_manual():
     out = ok("--help")
     assert "Examples:" in out and "sermm-fuse apply interp.json" in out
     assert "sermm-fuse interp --inputs words_dev.csv" in ok("interp", "--help")
+
+
+def test_class_subset_is_kept_at_apply(tmp_path):
+    model = tmp_path / "subset.json"
+    keep = "anger,joy,neutral,sadness"
+    out = ok(
+        "interp",
+        "--inputs",
+        go("words_dev.csv"),
+        go("chars_dev.csv"),
+        "--labels",
+        go("labels_dev.csv"),
+        "--classes",
+        keep,
+        "--save",
+        model,
+    )
+    assert "4 classes" in out
+    doc = load_model(model)
+    assert doc["classes"] == keep.split(",") and doc["class_subset"] is True
+    fused = tmp_path / "subset_test.csv"
+    ok("apply", model, "--inputs", go("words_test.csv"), go("chars_test.csv"), "--output", fused)
+    table = read_posteriors(fused)
+    assert table.columns == keep.split(",") and np.allclose(table.values.sum(axis=1), 1.0)
+    words = read_posteriors(go("words_test.csv"), classes=keep.split(","))
+    chars = read_posteriors(go("chars_test.csv"), classes=keep.split(","))
+    w = doc["state"]["weights"]
+    assert np.allclose(table.values, w[0] * words.values + w[1] * chars.values)
+    sidecar = read_meta(go("words_test.csv"))["train_prior"]
+    expected = np.array([sidecar[c] for c in keep.split(",")])
+    assert list(doc["train_prior"].values()) == pytest.approx(list(expected / expected.sum()))
+    assert read_meta(fused)["train_prior"] == pytest.approx(doc["train_prior"])

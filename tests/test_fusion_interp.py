@@ -226,3 +226,8 @@ def test_mean_needs_no_labels_and_averages():
     attributes = [rng.standard_normal((30, 2)) for _ in range(2)]
     fuser = MeanFuser().fit(attributes, rng.standard_normal((30, 2)))
     assert np.allclose(fuser.predict(attributes), (attributes[0] + attributes[1]) / 2)
+
+
+def test_too_large_grids_are_refused():
+    with pytest.raises(SermmError, match="use a larger --step, or logreg --tied"):
+        simplex_grid(10, 0.05)
