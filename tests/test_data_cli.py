@@ -8,6 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cli_checks import assert_one_line_error
 from click.testing import CliRunner
 from scipy.special import softmax
 
@@ -19,15 +20,6 @@ CLASSES = ["angry", "sad", "happy", "surprise", "fear", "disgust", "contempt", "
 
 def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_error(result, *fragments):
-    assert result.exit_code == 1, result.output
-    assert isinstance(result.exception, SystemExit)
-    line = result.stderr.strip()
-    assert "\n" not in line and line.startswith("Error: ")
-    for fragment in fragments:
-        assert fragment in line, (fragment, line)
 
 
 # ----------------------------------------------------------------------------------------- convert
@@ -128,7 +120,7 @@ def test_convert_without_label_column(tmp_path):
     result = invoke("convert", "--from", "msp-baseline", source, "--output", out)
     assert result.exit_code == 0, result.output
     np.testing.assert_allclose(pd.read_csv(out)[CLASSES].to_numpy(), [[0.125] * 8])
-    assert_error(
+    assert_one_line_error(
         invoke(
             "convert",
             "--from",
@@ -191,7 +183,7 @@ def test_convert_errors(tmp_path, content, fragments):
     source.write_text(content)
     out, labels = tmp_path / "out.csv", tmp_path / "labels.csv"
     result = invoke("convert", "--from", "msp-baseline", source, "--output", out, "--labels-output", labels)
-    assert_error(result, f"{source}: ", *fragments)
+    assert_one_line_error(result, f"{source}: ", *fragments)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dev.csv"]
 
 
@@ -299,7 +291,8 @@ def test_balance_errors(tmp_path, content, extra, fragments):
     source = tmp_path / "labels.csv"
     source.write_text(content)
     out = tmp_path / "bal.csv"
-    assert_error(invoke("balance", "--labels", source, "--per-class", 2, "--output", out, *extra), *fragments)
+    result = invoke("balance", "--labels", source, "--per-class", 2, "--output", out, *extra)
+    assert_one_line_error(result, *fragments)
     assert not out.exists()
 
 
@@ -356,7 +349,7 @@ def test_check_stops_at_first_bad_file(tmp_path):
     worse = tmp_path / "worse.csv"
     worse.write_text("")
     result = invoke("check", good, bad, worse)
-    assert_error(result, f"{bad}: line 2: probabilities sum to 1.1")
+    assert_one_line_error(result, f"{bad}: line 2: probabilities sum to 1.1")
     assert (
         result.stdout
         == f"{good}: posterior, 1 rows, 2 classes (a, b), system 'good' (file name, no sidecar system)\n"
@@ -368,7 +361,8 @@ def test_check_kind_forced(tmp_path):
     path.write_text("id,arousal,valence\nx,0.5,0.5\n")
     assert invoke("check", path).output.startswith(f"{path}: attribute")
     assert invoke("check", path, "--kind", "posterior").output.startswith(f"{path}: posterior")
-    assert_error(invoke("check", path, "--kind", "embedding"), "embedding columns must be named e0..eN")
+    result = invoke("check", path, "--kind", "embedding")
+    assert_one_line_error(result, "embedding columns must be named e0..eN")
 
 
 def test_check_together_needs_score_files(tmp_path):
@@ -376,4 +370,4 @@ def test_check_together_needs_score_files(tmp_path):
     scores.write_text("id,x,y\nu,0.5,0.5\n")
     labels = tmp_path / "l.csv"
     labels.write_text("id,label\nu,x\n")
-    assert_error(invoke("check", scores, labels, "--together"), "give score files as FILES")
+    assert_one_line_error(invoke("check", scores, labels, "--together"), "give score files as FILES")

@@ -8,6 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cli_checks import assert_one_line_error
 from click.testing import CliRunner
 
 from sermm.cli.submit import main
@@ -40,12 +41,7 @@ def submit(tmp_path, content, *args, name="final.csv", fmt="msp-categorical"):
 
 
 def assert_error(result, out, *fragments):
-    assert result.exit_code == 1, result.output
-    assert isinstance(result.exception, SystemExit)
-    line = result.stderr.strip()
-    assert "\n" not in line and line.startswith("Error: ")
-    for fragment in fragments:
-        assert fragment in line, (fragment, line)
+    assert_one_line_error(result, *fragments)
     assert not out.exists()
     assert [p.name for p in out.parent.iterdir() if p.name.startswith(".submission")] == []
 
