@@ -19,7 +19,7 @@ from sermm.calibration.methods import (
 )
 from sermm.calibration.prior import check_prior
 from sermm.calibration_metrics import cross_entropy, ece, normalized_cross_entropy
-from sermm.cli.common import SermmGroup, labels_option, score_options
+from sermm.cli.common import SermmGroup, check_outputs, labels_option, score_options
 from sermm.errors import SermmError
 from sermm.labels import read_labels
 from sermm.metrics import confusion_matrix, macro_f1_from_confusion
@@ -116,15 +116,20 @@ def resolve_train_prior(
     if train_prior and train_labels:
         raise SermmError("give the training prior once: --train-prior or --train-labels, not both")
     if train_prior:
-        return parse_prior(train_prior, table.columns, "--train-prior"), "--train-prior"
-    if train_labels:
-        return prior_from_labels(train_labels, table.columns, train_split), train_labels
-    found = prior_from_sidecar(table)
+        found = parse_prior(train_prior, table.columns, "--train-prior"), "--train-prior"
+    elif train_labels:
+        found = prior_from_labels(train_labels, table.columns, train_split), train_labels
+    else:
+        found = prior_from_sidecar(table)
     if found is None:
         raise SermmError(
             f"{table.path}: no training prior: pass --train-prior (a JSON file or class=p,...) or "
             f"--train-labels FILE (the training labels), or add \"train_prior\" to {table.path}.meta.json"
         )
+    zero = [c for c, p in zip(table.columns, found[0], strict=True) if p <= 0]
+    if zero:
+        raise SermmError(f"{found[1]}: the training prior of class {', '.join(zero)} is 0; rebalancing "
+                         "divides by it, so every class needs a positive training probability")
     return found
 
 
@@ -151,7 +156,9 @@ class Data:
     """The input scores (all rows) and, with labels, the labelled rows to fit and score on."""
 
     def __init__(self, path: str, labels: str | None, scores: str, classes: str | None,
-                 split: str | None, on_missing: str) -> None:
+                 split: str | None, on_missing: str, outputs: dict[str, str | None],
+                 other_inputs: tuple[str | None, ...] = ()) -> None:
+        check_outputs([path, labels, *other_inputs], outputs)
         self.table = load_aligned([path], None, kind="posterior", scores=scores, classes=classes).tables[0]
         self.labels = labels
         self.P_dev: np.ndarray | None = None
@@ -170,6 +177,10 @@ class Data:
         """The labelled posteriors and their label indices, or a clear error."""
         if self.y is None or self.P_dev is None:
             raise SermmError(f"{method}: labels are needed to fit (pass --labels FILE)")
+        present = np.unique(self.y)
+        if len(present) < 2:
+            raise SermmError(f"{self.labels}: every labelled row is '{self.classes[present[0]]}'; "
+                             f"{method} needs labels of at least two classes")
         return self.P_dev, self.y
 
 
@@ -180,7 +191,7 @@ def dev_metrics(P: np.ndarray, y: np.ndarray, decisions: np.ndarray | None = Non
     return {
         "macro-F1": float(macro_f1_from_confusion(confusion_matrix(y, pred, n_classes=k))),
         "CE (nats)": cross_entropy(P, y),
-        "NCE": normalized_cross_entropy(P, y),
+        "NCE": normalized_cross_entropy(P, y) if len(np.unique(y)) > 1 else float("nan"),
         "ECE": ece(P, y),
     }
 
@@ -316,8 +327,10 @@ def main() -> None:
 @click.option("--train-labels", default=None, type=click.Path(dir_okay=False),
               help="Take the training prior from the class counts of this label file.")
 @click.option("--train-split", default=None, help="With --train-labels in MSP-Podcast layout: its Split_Set.")
-@click.option("--tol", default=1e-6, show_default=True, type=float, help="EM: stop when no class moves more.")
-@click.option("--max-iter", default=1000, show_default=True, type=int, help="EM: most iterations.")
+@click.option("--tol", default=1e-6, show_default=True, type=click.FloatRange(0, min_open=True),
+              help="EM: stop when no class moves more.")
+@click.option("--max-iter", default=1000, show_default=True, type=click.IntRange(1),
+              help="EM: most iterations.")
 def prior_command(input_path, labels, split, classes, scores, on_missing, save, output, uniform, target_prior,
                   estimate, train_prior, train_labels, train_split, tol, max_iter) -> None:
     """Rebalance posteriors from the training prior to another prior.
@@ -344,7 +357,8 @@ def prior_command(input_path, labels, split, classes, scores, on_missing, save, 
     if len(chosen) != 1:
         raise SermmError("choose one target: --uniform, --target-prior PRIOR or --estimate"
                          + (f" (got {' and '.join(chosen)})" if chosen else ""))
-    data = Data(input_path, labels, scores, classes, split, on_missing)
+    data = Data(input_path, labels, scores, classes, split, on_missing, {"--save": save, "--output": output},
+                (train_labels, train_prior, target_prior))
     train, source = resolve_train_prior(data.table, train_prior, train_labels, train_split)
     target = "uniform" if uniform else "estimate" if estimate else parse_prior(target_prior, data.classes,
                                                                                "--target-prior")
@@ -381,7 +395,7 @@ def thresholds_command(input_path, labels, split, classes, scores, on_missing, s
           --labels examples/goemotions/labels_dev.csv --save thr.json -o words_dev_decisions.csv
       sermm-calibrate apply thr.json -i examples/goemotions/words_test.csv -o words_test_decisions.csv
     """
-    data = Data(input_path, labels, scores, classes, split, on_missing)
+    data = Data(input_path, labels, scores, classes, split, on_missing, {"--save": save, "--output": output})
     P, y = data.require_labels("thresholds")
     calibrator = ThresholdCalibrator(max_candidates=max_candidates, max_sweeps=max_sweeps)
     calibrator.fit(P, y, classes=data.classes)
@@ -400,7 +414,8 @@ def thresholds_command(input_path, labels, split, classes, scores, on_missing, s
 @click.option("--vector", is_flag=True, help="One scale per class (vector scaling) instead of one scale.")
 @click.option("--l2", default=0.0, show_default=True, type=click.FloatRange(0),
               help="With --full/--vector: L2 penalty pulling the scales towards the identity.")
-@click.option("--max-iter", default=1000, show_default=True, type=int, help="Most L-BFGS-B iterations.")
+@click.option("--max-iter", default=1000, show_default=True, type=click.IntRange(1),
+              help="Most L-BFGS-B iterations.")
 def affine_command(input_path, labels, split, classes, scores, on_missing, save, output, uniform,
                    target_prior, full, vector, l2, max_iter) -> None:
     """Affine calibration of log-posteriors: softmax(a * log p + b).
@@ -423,7 +438,7 @@ def affine_command(input_path, labels, split, classes, scores, on_missing, save,
         raise SermmError("give one of --uniform and --target-prior")
     if full and vector:
         raise SermmError("give one of --full and --vector")
-    data = Data(input_path, labels, scores, classes, split, on_missing)
+    data = Data(input_path, labels, scores, classes, split, on_missing, {"--save": save, "--output": output})
     P, y = data.require_labels("affine")
     prior = "uniform" if uniform else parse_prior(target_prior, data.classes, "--target-prior") \
         if target_prior else None
@@ -438,7 +453,8 @@ def affine_command(input_path, labels, split, classes, scores, on_missing, save,
 
 @main.command("temperature")
 @training_options(labels_required=True)
-@click.option("--max-iter", default=1000, show_default=True, type=int, help="Most L-BFGS-B iterations.")
+@click.option("--max-iter", default=1000, show_default=True, type=click.IntRange(1),
+              help="Most L-BFGS-B iterations.")
 def temperature_command(input_path, labels, split, classes, scores, on_missing, save, output,
                         max_iter) -> None:
     """Temperature scaling of log-posteriors: softmax(a * log p), one scale, no bias.
@@ -448,7 +464,7 @@ def temperature_command(input_path, labels, split, classes, scores, on_missing, 
       sermm-calibrate temperature -i examples/goemotions/chars_dev.csv \\
           --labels examples/goemotions/labels_dev.csv --save temp.json
     """
-    data = Data(input_path, labels, scores, classes, split, on_missing)
+    data = Data(input_path, labels, scores, classes, split, on_missing, {"--save": save, "--output": output})
     P, y = data.require_labels("temperature")
     calibrator = TemperatureCalibrator(max_iter=max_iter).fit(P, y, classes=data.classes)
     describe_affine(calibrator, data.classes)
@@ -493,7 +509,7 @@ def apply_command(models, input_path, output, labels, split, classes, scores, on
           --labels examples/goemotions/labels_test.csv
     """
     chain = [(path, calibrator_from_dict(load_model(path, "calibration"), source=path)) for path in models]
-    data = Data(input_path, labels, scores, classes, split, on_missing)
+    data = Data(input_path, labels, scores, classes, split, on_missing, {"--output": output}, models)
     P, decisions = apply_chain(data.table.values, data.classes, chain)
     if data.y is not None and data.P_dev is not None:
         P_dev, dev_decisions = apply_chain(data.P_dev, data.classes, chain)

@@ -43,6 +43,14 @@ def row_chunks(n: int, size: int = APPLY_ROWS) -> Iterator[slice]:
         yield slice(start, min(n, start + max(1, size)))
 
 
+def state_array(state: dict, key: str, shape: tuple[int, ...]) -> np.ndarray:
+    """``state[key]`` as finite floats of ``shape``: a model file edited by hand fails here, not later."""
+    value = np.asarray(state[key], dtype=np.float64)
+    if value.shape != shape or not np.isfinite(value).all():
+        raise ValueError(f"state '{key}' must be finite numbers of shape {shape}, got shape {value.shape}")
+    return value
+
+
 def register(cls: type[Fuser]) -> type[Fuser]:
     """Class decorator: make a fuser loadable by its ``method`` name."""
     REGISTRY[cls.method] = cls

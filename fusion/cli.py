@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from sermm.align import load_aligned
-from sermm.cli.common import SermmGroup, inputs_option, labels_option, score_options
+from sermm.cli.common import SermmGroup, check_outputs, inputs_option, labels_option, score_options
 from sermm.errors import SermmError
 from sermm.fusion.base import Fuser, evaluate, fuser_from_dict
 from sermm.fusion.interp import DOMAINS, METRICS, InterpFuser, MeanFuser
@@ -97,6 +97,15 @@ def run_training(fuser: Fuser, opts: dict[str, Any]) -> None:
     from sermm.fusion.cv import cross_val_fuse, make_folds
 
     method = fuser.method
+    check_outputs(
+        [*opts["inputs"], opts["labels"], opts["groups"]],
+        {
+            "--save": opts["save"],
+            "--output": opts["output"],
+            "--cv-output": opts["cv_output"],
+            "--report": opts["report"],
+        },
+    )
     if fuser.needs_labels and not opts["labels"]:
         raise SermmError(f"{method} {fuser.why_labels}")
     cross_validate = opts["cv"] is not None or opts["groups"] is not None
@@ -146,7 +155,7 @@ def run_training(fuser: Fuser, opts: dict[str, Any]) -> None:
         dev_metrics["fit"] = evaluate(fused, target, fuser.output_kind_)
         rows.append((f"fusion-{method} (fit on all dev)", dev_metrics["fit"]))
         if cross_validate:
-            k = opts["cv"] or 5
+            k = opts["cv"] if opts["cv"] is not None else 5
             folds = make_folds(
                 target if fuser.output_kind_ != "attribute" else None,
                 n_splits=k,
@@ -435,6 +444,7 @@ def apply(
       sermm-fuse apply logreg.json --inputs a_eval.csv t_eval.csv \\
           --then prior.json --output final_eval.csv
     """
+    check_outputs([model, *inputs, *then, labels], {"--output": output})
     doc = load_model(model, "fusion")
     fuser = fuser_from_dict(doc, source=model)
     chain = []

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from sermm.errors import SermmError
-from sermm.fusion.base import Fuser, log_posteriors, register, row_chunks
+from sermm.fusion.base import Fuser, log_posteriors, register, row_chunks, state_array
 from sermm.tables import softmax
 
 #: Objectives ``interp`` can maximise (cross-entropy is minimised).
@@ -410,6 +410,12 @@ def ccc_grid(X: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.full(len(weights), -np.inf), where=den > 0)
 
 
+def weights_shape(fuser: Fuser) -> tuple[int, ...]:
+    """``(m,)`` for posteriors, ``(a, m)`` for attributes: one weight vector per attribute column."""
+    m = len(fuser.systems_)
+    return (len(fuser.columns_), m) if fuser.output_kind_ == "attribute" else (m,)
+
+
 def weighted_mean(blocks: list[np.ndarray], weights: np.ndarray, domain: str) -> np.ndarray:
     """``sum_j w_j S_j`` (linear) or the normalised weighted geometric mean (log domain).
 
@@ -503,7 +509,9 @@ class InterpFuser(Fuser):
         return {"weights": self.weights_, "objective": self.objective_, "metric": self.metric_}
 
     def _set_state(self, state: dict) -> None:
-        self.weights_ = np.asarray(state["weights"], dtype=np.float64)
+        if self.domain not in DOMAINS:
+            raise ValueError(f"params 'domain' must be one of {', '.join(DOMAINS)}, got {self.domain!r}")
+        self.weights_ = state_array(state, "weights", weights_shape(self))
         self.objective_ = np.asarray(state["objective"], dtype=np.float64)
 
 
@@ -532,4 +540,4 @@ class MeanFuser(Fuser):
         return {"weights": self.weights_}
 
     def _set_state(self, state: dict) -> None:
-        self.weights_ = np.asarray(state["weights"], dtype=np.float64)
+        self.weights_ = state_array(state, "weights", weights_shape(self))

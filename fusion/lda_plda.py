@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from sermm.errors import SermmError
-from sermm.fusion.base import Fuser, register
+from sermm.fusion.base import Fuser, register, state_array
 from sermm.fusion.logreg import choose_C, fit_multinomial, parse_C, require_every_class
 from sermm.tables import softmax
 
@@ -110,9 +110,9 @@ def plda_log_likelihoods(Z: np.ndarray, means: np.ndarray, cov: np.ndarray) -> n
     out = np.empty((n, len(means)))
     for c, (m, S) in enumerate(zip(means, cov, strict=True)):
         L = np.linalg.cholesky(S)
-        white = np.linalg.solve(L, (Z - m).T)
+        white = (Z - m) @ np.linalg.inv(L).T  # L^-1 (z - m) per row: one d x d inverse, not n solves
         log_det = 2.0 * np.log(np.diag(L)).sum()
-        out[:, c] = -0.5 * ((white * white).sum(axis=0) + log_det + d * np.log(2 * np.pi))
+        out[:, c] = -0.5 * (np.einsum("ij,ij->i", white, white) + log_det + d * np.log(2 * np.pi))
     return out
 
 
@@ -174,10 +174,14 @@ class EmbeddingFuser(Fuser):
         }
 
     def _set_projection_state(self, state: dict) -> None:
-        self.norm_mean_ = np.asarray(state["norm_mean"], dtype=np.float64)
-        self.norm_scale_ = np.asarray(state["norm_scale"], dtype=np.float64)
-        self.lda_ = np.asarray(state["lda"], dtype=np.float64).reshape(len(self.norm_mean_), -1)
-        self.lda_eigenvalues_ = np.asarray(state["lda_eigenvalues"], dtype=np.float64)
+        if self.norm not in NORMS:
+            raise ValueError(f"params 'norm' must be one of {', '.join(NORMS)}, got {self.norm!r}")
+        width = sum(self.dims_)
+        self.norm_mean_ = state_array(state, "norm_mean", (width,))
+        self.norm_scale_ = state_array(state, "norm_scale", (width,))
+        dim = len(np.asarray(state["lda_eigenvalues"], dtype=np.float64))
+        self.lda_eigenvalues_ = state_array(state, "lda_eigenvalues", (dim,))
+        self.lda_ = state_array(state, "lda", (width, dim))
 
 
 @register
@@ -238,8 +242,9 @@ class LDAFuser(EmbeddingFuser):
     def _set_state(self, state: dict) -> None:
         self._set_projection_state(state)
         self.C_ = float(state["C"])
-        self.coef_ = np.asarray(state["coef"], dtype=np.float64)
-        self.intercept_ = np.asarray(state["intercept"], dtype=np.float64)
+        k, dim = len(self.columns_), self.lda_.shape[1]
+        self.coef_ = state_array(state, "coef", (k, dim))
+        self.intercept_ = state_array(state, "intercept", (k,))
         self.n_iter_ = int(state["n_iter"])
         self.C_curve_ = state.get("cv_cross_entropy_by_C")
 
@@ -291,9 +296,10 @@ class PLDAFuser(EmbeddingFuser):
 
     def _set_state(self, state: dict) -> None:
         self._set_projection_state(state)
-        self.mu_ = np.asarray(state["mu"], dtype=np.float64)
-        self.between_ = np.asarray(state["between"], dtype=np.float64)
-        self.within_ = np.asarray(state["within"], dtype=np.float64)
-        self.means_ = np.asarray(state["class_means"], dtype=np.float64)
-        self.cov_ = np.asarray(state["class_covariances"], dtype=np.float64)
-        self.prior_ = np.asarray(state["prior"], dtype=np.float64)
+        k, dim = len(self.columns_), self.lda_.shape[1]
+        self.mu_ = state_array(state, "mu", (dim,))
+        self.between_ = state_array(state, "between", (dim, dim))
+        self.within_ = state_array(state, "within", (dim, dim))
+        self.means_ = state_array(state, "class_means", (k, dim))
+        self.cov_ = state_array(state, "class_covariances", (k, dim, dim))
+        self.prior_ = state_array(state, "prior", (k,))

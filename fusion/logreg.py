@@ -20,7 +20,7 @@ import numpy as np
 
 from sermm.calibration_metrics import cross_entropy
 from sermm.errors import SermmError
-from sermm.fusion.base import Fuser, log_posteriors, register
+from sermm.fusion.base import LOG_FLOOR, Fuser, log_posteriors, register, state_array
 from sermm.tables import softmax
 
 #: Convergence tolerance of the solvers (scikit-learn's default 1e-4 stops visibly short here).
@@ -54,6 +54,11 @@ def sample_weights(y: np.ndarray, k: int, class_weight: str | None) -> np.ndarra
 
 def require_every_class(y: np.ndarray, classes: list[str], method: str) -> None:
     """A discriminative fuser cannot learn a class it never sees: name the first missing one."""
+    if len(classes) < 2:
+        raise SermmError(
+            f"labels: only one class ({', '.join(classes)}), so {method} has nothing to tell apart "
+            "(it needs at least two classes)"
+        )
     counts = np.bincount(y, minlength=len(classes))
     missing = [c for c, n in zip(classes, counts, strict=True) if n == 0]
     if missing:
@@ -123,7 +128,8 @@ def choose_C(fuser: Fuser, X: Any, y: np.ndarray, groups: np.ndarray | None) -> 
     """Pick C from :data:`C_GRID` by (grouped) cross-validated cross-entropy; also the curve."""
     from sermm.fusion.cv import INNER_FOLDS, cross_val_fuse, make_folds
 
-    folds = make_folds(y, n_splits=INNER_FOLDS, groups=groups)
+    folds = make_folds(y, n_splits=INNER_FOLDS, groups=groups,
+                       why=f"--C auto (picks C by {INNER_FOLDS}-fold inner cross-validation)")
     curve = {}
     for C in C_GRID:
         fused = cross_val_fuse(fuser, X, y, folds, groups=groups, C=C)
@@ -184,12 +190,17 @@ class LogRegFuser(Fuser):
 
     def _fuse(self, blocks: list[np.ndarray]) -> np.ndarray:
         k = len(self.columns_)
-        logits = np.broadcast_to(self.intercept_, (len(blocks[0]), k)).copy()
+        L = np.empty((len(blocks[0]), len(blocks) * k))  # the concatenated log-posteriors, in place
         for j, block in enumerate(blocks):
-            if self.tied:
-                logits += self.system_weights_[j] * log_posteriors(block)
-            else:
-                logits += log_posteriors(block) @ self.coef_[:, j * k : (j + 1) * k].T
+            np.maximum(block, LOG_FLOOR, out=L[:, j * k : (j + 1) * k])
+        np.log(L, out=L)
+        if self.tied:
+            logits = np.broadcast_to(self.intercept_, (len(L), k)).copy()
+            for j, weight in enumerate(self.system_weights_):
+                logits += weight * L[:, j * k : (j + 1) * k]
+        else:
+            logits = L @ np.ascontiguousarray(self.coef_.T)  # one product: several thin ones cost more
+            logits += self.intercept_
         return softmax(logits)
 
     def _state(self) -> dict:
@@ -204,10 +215,11 @@ class LogRegFuser(Fuser):
 
     def _set_state(self, state: dict) -> None:
         self.C_ = float(state["C"])
-        self.intercept_ = np.asarray(state["intercept"], dtype=np.float64)
+        k, m = len(self.columns_), len(self.systems_)
+        self.intercept_ = state_array(state, "intercept", (k,))
         self.n_iter_ = int(state["n_iter"])
         self.C_curve_ = state.get("cv_cross_entropy_by_C")
         if self.tied:
-            self.system_weights_ = np.asarray(state["system_weights"], dtype=np.float64)
+            self.system_weights_ = state_array(state, "system_weights", (m,))
         else:
-            self.coef_ = np.asarray(state["coef"], dtype=np.float64)
+            self.coef_ = state_array(state, "coef", (k, k * m))

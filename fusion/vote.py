@@ -89,4 +89,6 @@ class VoteFuser(Fuser):
 
     def _set_state(self, state: dict) -> None:
         self.tie_break_ = int(state["tie_break"])
+        if not 0 <= self.tie_break_ < len(self.systems_):
+            raise ValueError(f"state 'tie_break' must index one of the {len(self.systems_)} systems")
         self.tie_break_reason_ = state.get("reason", "chosen")

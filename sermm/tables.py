@@ -132,8 +132,9 @@ def read_arrow(path: str | Path, *, id_columns: tuple[str, ...] = ID_COLUMNS) ->
     """Read a CSV or Parquet file into an Arrow table, id columns as strings; one-line errors."""
     path = check_file(path)
     if is_parquet(path):
-        try:
-            table = pq.read_table(path)
+        try:  # ParquetFile, not read_table: that imports pyarrow.dataset (and pandas), a slow start
+            with pq.ParquetFile(path) as parquet:
+                table = parquet.read()
         except (pa.ArrowException, OSError) as exc:
             raise SermmError(f"{path}: unreadable Parquet file ({_first_line(exc)})") from None
     else:
@@ -218,6 +219,21 @@ def read_ids(table: pa.Table, id_col: str, path: Path) -> np.ndarray:
     return ids
 
 
+def arrow_ids(ids: np.ndarray) -> pa.Array | pa.ChunkedArray:
+    """``ids`` as an Arrow string column: the column they were read from, when still at hand and
+    equal (see :func:`read_ids`), which saves converting a million Python strings back."""
+    if _last_ids is not None:
+        data, ref = _last_ids
+        previous = ref()
+        if (
+            previous is not None
+            and data.type == pa.string()
+            and (previous is ids or (len(previous) == len(ids) and np.array_equal(previous, ids)))
+        ):
+            return data
+    return pa.array(ids, type=pa.string())
+
+
 def _plainly_unique(column: pa.ChunkedArray) -> bool:
     """A string column without nulls or empty strings, in strictly increasing order."""
     if column.null_count or not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
@@ -289,9 +305,20 @@ def numeric_matrix(table: pa.Table, columns: list[str], path: Path) -> np.ndarra
     return matrix
 
 
+def row_max(x: np.ndarray) -> np.ndarray:
+    """Row maxima as an ``(n, 1)`` column; for a few columns, a loop over them is several times
+    faster than ``max(axis=1)`` (numpy reduces a short contiguous axis slowly)."""
+    if x.ndim != 2 or x.shape[1] > 32 or x.shape[1] == 0:
+        return x.max(axis=1, keepdims=True)
+    top = x[:, :1].copy()
+    for j in range(1, x.shape[1]):
+        np.maximum(top, x[:, j : j + 1], out=top)
+    return top
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax, numerically stable."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
+    shifted = logits - row_max(logits)
     np.exp(shifted, out=shifted)
     shifted /= shifted.sum(axis=1, keepdims=True)
     return shifted
@@ -463,7 +490,7 @@ def read_scores(
 def write_scores(table: ScoreTable, path: str | Path, *, meta: dict | None = None) -> None:
     """Write a score table (CSV or Parquet by extension) atomically, plus its sidecar if given."""
     path = Path(path)
-    arrays = [pa.array(table.ids, type=pa.string())]
+    arrays = [arrow_ids(table.ids)]
     arrays += [pa.array(column) for column in np.ascontiguousarray(table.values.T)]
     arrow = pa.Table.from_arrays(arrays, names=["id", *table.columns])
     with atomic_path(path) as tmp:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -31,6 +33,41 @@ class SermmGroup(click.Group):
     """A click group whose subcommands are :class:`SermmCommand` s."""
 
     command_class = SermmCommand
+
+
+def check_outputs(
+    inputs: Iterable[str | None],
+    outputs: dict[str, str | None],
+    directories: dict[str, str | None] | None = None,
+) -> None:
+    """Refuse, before any work, an output that would overwrite an input or another output, or cannot be made.
+
+    ``outputs`` maps each file option (``"--output"``) to its path or None, ``directories`` each
+    directory option (``"--plots"``); inputs are compared with their sidecars ``<path>.meta.json``.
+    """
+    def key(path: str) -> str:
+        return os.path.normcase(os.path.realpath(path))
+
+    sources = {key(p) for p in inputs if p} | {key(f"{p}.meta.json") for p in inputs if p}
+    seen: dict[str, str] = {}
+    for option, path, is_dir in [*((o, p, False) for o, p in outputs.items()),
+                                 *((o, p, True) for o, p in (directories or {}).items())]:
+        if not path:
+            continue
+        if key(path) in sources:
+            raise SermmError(f"{option} {path}: that is an input file; write the output to another path")
+        if key(path) in seen:
+            raise SermmError(f"{option} {path}: {seen[key(path)]} writes to the same path")
+        seen[key(path)] = option
+        if not is_dir and os.path.isdir(path):
+            raise SermmError(f"{option} {path}: is a directory, expected a file name")
+        ancestor = Path(path).absolute().parent
+        while not ancestor.exists():
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            raise SermmError(f"{option} {path}: {ancestor} is not a directory")
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            raise SermmError(f"{option} {path}: no permission to write in {ancestor}")
 
 
 def inputs_option(required: bool = True, help: str | None = None) -> Callable:

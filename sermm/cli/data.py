@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from sermm.align import load_aligned
-from sermm.cli.common import SermmGroup, labels_option, score_options
+from sermm.cli.common import SermmGroup, check_outputs, labels_option, score_options
 from sermm.errors import SermmError
 from sermm.labels import LabelTable, read_labels
 from sermm.msp import BASELINE_ORDER, CODE_TO_CLASS
@@ -132,6 +132,7 @@ def convert(input_path: str, source: str, output: str, labels_output: str | None
       sermm-data convert --from msp-baseline model/results/dev.csv --output base_dev.csv \\
           --labels-output dev_labels.csv
     """
+    check_outputs([input_path], {"--output": output, "--labels-output": labels_output})
     ids, logits, onehot = read_msp_baseline(input_path)
     if labels_output is not None and onehot is None:
         raise SermmError(f"{input_path}: --labels-output needs a 'Label' column, and the file has none")
@@ -187,6 +188,7 @@ def balance(
           --classes angry,sad,happy,surprise,fear,disgust,contempt,neutral \\
           --per-class 300 --seed 0 --output dev_bal.csv
     """
+    check_outputs([labels], {"--output": output})
     table = read_labels(labels, split=split)
     if table.labels is None:
         raise SermmError(f"{labels}: balance needs categorical labels (a 'label' or 'EmoClass' column)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from sermm.atomic import write_json, write_text
-from sermm.cli.common import SermmCommand, labels_option, score_options
+from sermm.cli.common import SermmCommand, check_outputs, labels_option, score_options
 from sermm.report import build_report, load_report_data, render_markdown
 
 
@@ -89,6 +89,8 @@ def main(
       sermm-report --input examples/emobank/ridge_words_dev.csv \\
           --labels examples/emobank/labels_dev.csv --n-boot 200 --markdown report.md
     """
+    outputs = {"--json": json_path, "--markdown": markdown_path}
+    check_outputs([*inputs, labels], outputs, {"--plots": plots_dir})
     data = load_report_data(
         list(inputs), labels, scores=scores, classes=classes, split=split, on_missing=on_missing
     )

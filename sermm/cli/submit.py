@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from sermm.atomic import atomic_path
-from sermm.cli.common import SermmCommand
+from sermm.cli.common import SermmCommand, check_outputs
 from sermm.errors import SermmError
 from sermm.labels import read_labels
 from sermm.msp import BASELINE_ORDER, class_to_code
@@ -183,6 +183,7 @@ def main(input_path: str, fmt: str, output: str, ids_path: str | None, scores: s
           --ids test_files.txt
       sermm-submit --input attributes.csv --format msp-attributes --output submission.csv
     """
+    check_outputs([input_path, ids_path], {"--output": output})
     if fmt == "msp-categorical":
         ids, codes = categorical_codes(input_path, scores)
         columns = {"FileName": ids, "EmoClass": codes}
