@@ -17,6 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from sermm.errors import SermmError
+from sermm.modelfile import from_registry
 
 #: method name -> calibrator class; filled by :func:`register`.
 REGISTRY: dict[str, type[Calibrator]] = {}
@@ -122,16 +123,7 @@ def calibrator_from_dict(doc: dict, *, source: str = "model") -> Calibrator:
     """Rebuild any registered calibrator from a model document; a malformed one is a clear error."""
     import sermm.calibration.methods  # noqa: F401  (registers the calibrators)
 
-    method = doc.get("method")
-    if method not in REGISTRY:
-        known = ", ".join(sorted(REGISTRY))
-        raise SermmError(f"{source}: unknown calibration method '{method}' (known: {known})")
-    try:
-        return REGISTRY[method].from_dict(doc)
-    except KeyError as exc:
-        raise SermmError(f"{source}: malformed {method} model: missing key {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise SermmError(f"{source}: malformed {method} model: {exc}") from None
+    return from_registry(REGISTRY, doc, layer="calibration", source=source)
 
 
 def apply_chain(

@@ -22,6 +22,7 @@ import numpy as np
 
 from sermm.errors import SermmError
 from sermm.metrics import categorical_summary, ccc
+from sermm.modelfile import from_registry
 from sermm.tables import ScoreTable
 
 #: method name -> fuser class; filled by :func:`register`.
@@ -431,13 +432,6 @@ def fuser_from_dict(doc: dict, *, source: str = "model") -> Fuser:
     """Rebuild any registered fuser from a model document."""
     import sermm.fusion.methods  # noqa: F401  (registers the fusers)
 
-    method = doc.get("method")
-    if method not in REGISTRY:
-        known = ", ".join(sorted(REGISTRY))
-        raise SermmError(f"{source}: unknown fusion method '{method}' (known: {known})")
     if doc.get("state_version", STATE_VERSION) != STATE_VERSION:
         raise SermmError(f"{source}: fusion state version {doc.get('state_version')} is not supported")
-    try:
-        return REGISTRY[method].from_dict(doc)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SermmError(f"{source}: malformed {method} fusion model ({exc})") from None
+    return from_registry(REGISTRY, doc, layer="fusion", source=source)

@@ -62,3 +62,17 @@ def load_model(path: str | Path, layer: str | None = None) -> dict:
     if layer is not None and document.get("layer") != layer:
         raise SermmError(f"{path}: a {document.get('layer')} model, expected a {layer} model")
     return document
+
+
+def from_registry(registry: dict[str, Any], doc: dict, *, layer: str, source: str) -> Any:
+    """Rebuild a registered fuser or calibrator from its model document; a malformed one is one line."""
+    method = doc.get("method")
+    if method not in registry:
+        known = ", ".join(sorted(registry))
+        raise SermmError(f"{source}: unknown {layer} method '{method}' (known: {known})")
+    try:
+        return registry[method].from_dict(doc)
+    except KeyError as exc:
+        raise SermmError(f"{source}: malformed {method} {layer} model: missing key {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise SermmError(f"{source}: malformed {method} {layer} model: {exc}") from None

@@ -84,7 +84,7 @@ def test_unknown_method_is_a_clear_error():
 def test_malformed_models_are_clear_errors(edit, message):
     doc = fitted()[4].to_dict()
     edit(doc)
-    with pytest.raises(SermmError, match=f"m.json: malformed affine model: .*{message}"):
+    with pytest.raises(SermmError, match=f"m.json: malformed affine calibration model: .*{message}"):
         calibrator_from_dict(doc, source="m.json")
 
 
