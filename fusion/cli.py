@@ -9,7 +9,15 @@ import click
 import numpy as np
 
 from sermm.align import load_aligned
-from sermm.cli.common import SermmGroup, check_outputs, inputs_option, labels_option, score_options
+from sermm.cli.common import (
+    SermmGroup,
+    check_outputs,
+    inputs_option,
+    labels_option,
+    on_missing_option,
+    score_options,
+    scores_option,
+)
 from sermm.errors import SermmError
 from sermm.fusion.base import Fuser, evaluate, fuser_from_dict
 from sermm.fusion.interp import DOMAINS, METRICS, InterpFuser, MeanFuser
@@ -409,20 +417,8 @@ def mean(**opts: Any) -> None:
     help="Calibration model(s) to apply after fusion, in order (repeatable).",
 )
 @labels_option(help="Optional labels: print the metrics of the fused output.")
-@click.option(
-    "--scores",
-    type=click.Choice(["auto", "probability", "logit"]),
-    default="auto",
-    show_default=True,
-    help="What the class columns hold ('auto' reads the sidecar's \"values\").",
-)
-@click.option(
-    "--on-missing",
-    type=click.Choice(["error", "drop"]),
-    default="error",
-    show_default=True,
-    help="When an id is in one file and not another: stop, or keep only the common ids.",
-)
+@scores_option
+@on_missing_option
 def apply(
     model: str,
     inputs: list[str],

@@ -97,7 +97,12 @@ def score_options(func: Callable) -> Callable:
         help="Keep only these classes (comma separated) and renormalise each row over them; "
         "labels of other classes are left out (e.g. drop MSP-Podcast's O and X).",
     )(func)
-    func = click.option(
+    return on_missing_option(scores_option(func))
+
+
+def scores_option(func: Callable) -> Callable:
+    """``--scores auto|probability|logit``: logits are accepted only when declared."""
+    return click.option(
         "--scores",
         type=click.Choice(["auto", "probability", "logit"]),
         default="auto",
@@ -105,14 +110,17 @@ def score_options(func: Callable) -> Callable:
         help="What the class columns hold. 'auto' reads the sidecar's \"values\" "
         "(probability unless it says logit); logits are softmaxed.",
     )(func)
-    func = click.option(
+
+
+def on_missing_option(func: Callable) -> Callable:
+    """``--on-missing error|drop``: what to do with ids present in one file and not another."""
+    return click.option(
         "--on-missing",
         type=click.Choice(["error", "drop"]),
         default="error",
         show_default=True,
         help="When an id is in one file and not another: stop, or keep only the common ids.",
     )(func)
-    return func
 
 
 def labels_option(required: bool = False, help: str | None = None) -> Callable:

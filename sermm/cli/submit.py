@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from sermm.atomic import atomic_path
-from sermm.cli.common import SermmCommand, check_outputs
+from sermm.cli.common import SermmCommand, check_outputs, scores_option
 from sermm.errors import SermmError
 from sermm.labels import read_labels
 from sermm.msp import BASELINE_ORDER, class_to_code
@@ -161,13 +161,7 @@ def _distribution(codes: np.ndarray) -> str:
     help="Expected ids (e.g. the test-set file list): one per line, or a CSV with an id/FileName "
     "column. Every one must be present exactly once and no other id may appear.",
 )
-@click.option(
-    "--scores",
-    type=click.Choice(["auto", "probability", "logit"]),
-    default="auto",
-    show_default=True,
-    help="What a posterior input's class columns hold (logits only when declared).",
-)
+@scores_option
 def main(input_path: str, fmt: str, output: str, ids_path: str | None, scores: str) -> None:
     """Write an MSP-Podcast challenge submission from a final score or decision file.
 
