@@ -31,7 +31,6 @@ from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from sermm.align import load_aligned
-from sermm.calibration.affine import log_posteriors
 from sermm.calibration.methods import (
     AffineCalibrator,
     PriorCalibrator,
@@ -40,6 +39,7 @@ from sermm.calibration.methods import (
 )
 from sermm.calibration_metrics import cross_entropy, ece, normalized_cross_entropy
 from sermm.metrics import macro_f1
+from sermm.tables import log_posteriors
 
 try:
     import torch

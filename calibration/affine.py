@@ -19,15 +19,9 @@ from threadpoolctl import threadpool_limits
 from sermm.calibration.base import Calibrator, register, vector_param
 from sermm.calibration.prior import check_prior
 from sermm.errors import SermmError
+from sermm.tables import log_posteriors
 
-#: Probabilities are floored here before the log, so that an exact 0 is not -inf.
-PROB_FLOOR = 1e-12
 SCALES = ("temperature", "shared", "vector", "matrix")
-
-
-def log_posteriors(P: np.ndarray) -> np.ndarray:
-    """``log P`` with probabilities floored at :data:`PROB_FLOOR`."""
-    return np.log(np.maximum(np.asarray(P, dtype=np.float64), PROB_FLOOR))
 
 
 def class_weights(

@@ -28,9 +28,6 @@ from sermm.tables import ScoreTable
 #: method name -> fuser class; filled by :func:`register`.
 REGISTRY: dict[str, type[Fuser]] = {}
 
-#: Posteriors are floored here before taking logs (log domain, logistic regression features).
-LOG_FLOOR = 1e-12
-
 #: Rows fused at a time (bounded temporaries when applying to large files).
 APPLY_ROWS = 1 << 16
 
@@ -56,11 +53,6 @@ def register(cls: type[Fuser]) -> type[Fuser]:
     """Class decorator: make a fuser loadable by its ``method`` name."""
     REGISTRY[cls.method] = cls
     return cls
-
-
-def log_posteriors(P: np.ndarray) -> np.ndarray:
-    """Natural log of posteriors floored at :data:`LOG_FLOOR` (so a 0 stays finite)."""
-    return np.log(np.maximum(P, LOG_FLOOR))
 
 
 def blocks_of(X: Any) -> tuple[list[np.ndarray], list[ScoreTable] | None]:

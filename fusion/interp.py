@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 
 from sermm.errors import SermmError
-from sermm.fusion.base import Fuser, log_posteriors, register, row_chunks, state_array
-from sermm.tables import softmax
+from sermm.fusion.base import Fuser, register, row_chunks, state_array
+from sermm.tables import log_posteriors, softmax
 
 #: Objectives ``interp`` can maximise (cross-entropy is minimised).
 METRICS = ("macro-f1", "ua", "accuracy", "cross-entropy", "ccc")

@@ -20,8 +20,8 @@ import numpy as np
 
 from sermm.calibration_metrics import cross_entropy
 from sermm.errors import SermmError
-from sermm.fusion.base import LOG_FLOOR, Fuser, log_posteriors, register, state_array
-from sermm.tables import softmax
+from sermm.fusion.base import Fuser, register, state_array
+from sermm.tables import LOG_FLOOR, log_posteriors, softmax
 
 #: Convergence tolerance of the solvers (scikit-learn's default 1e-4 stops visibly short here).
 TOL = 1e-6

@@ -316,6 +316,15 @@ def row_max(x: np.ndarray) -> np.ndarray:
     return top
 
 
+#: Probabilities are floored here before the log, so that an exact 0 stays finite.
+LOG_FLOOR = 1e-12
+
+
+def log_posteriors(P: np.ndarray) -> np.ndarray:
+    """Natural log of posteriors floored at :data:`LOG_FLOOR` (fusion and calibration work on these)."""
+    return np.log(np.maximum(np.asarray(P, dtype=np.float64), LOG_FLOOR))
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax, numerically stable."""
     shifted = logits - row_max(logits)

@@ -10,8 +10,8 @@ from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 
 from sermm.errors import SermmError
-from sermm.fusion.base import log_posteriors
 from sermm.fusion.logreg import C_GRID, LogRegFuser, parse_C, sample_weights
+from sermm.tables import log_posteriors
 
 
 def systems(seed: int, n: int = 400, k: int = 3, m: int = 2) -> tuple[list[np.ndarray], np.ndarray]:
