@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,62 +16,18 @@ from sermm.calibration.methods import (
     TemperatureCalibrator,
     ThresholdCalibrator,
 )
-from sermm.calibration.prior import check_prior
 from sermm.calibration_metrics import cross_entropy, ece, normalized_cross_entropy
 from sermm.cli.common import SermmGroup, check_outputs, labels_option, score_options
 from sermm.errors import SermmError
 from sermm.labels import read_labels
 from sermm.metrics import confusion_matrix, macro_f1_from_confusion
 from sermm.modelfile import load_model, save_model
+from sermm.priors import parse_prior, prior_from_mapping
 from sermm.tables import ScoreTable, write_decisions, write_scores
 
 # ---------------------------------------------------------------------------
 # priors: parsing and where the training prior comes from
 # ---------------------------------------------------------------------------
-
-
-def prior_from_mapping(
-    value: object, classes: list[str], source: str, listed: list | None = None
-) -> np.ndarray:
-    """A prior over ``classes`` from ``{class: p}``, or from a list in the order ``listed``.
-
-    Classes of the mapping outside ``classes`` are ignored (the prior is renormalised over
-    ``classes``, as the posteriors are by --classes); a class it lacks is an error.
-    """
-    if isinstance(value, list) and listed is not None and len(value) == len(listed):
-        value = dict(zip(listed, value, strict=True))
-    if not isinstance(value, dict):
-        raise SermmError(f"{source}: a prior must be an object {{class: probability}}")
-    missing = [c for c in classes if c not in value]
-    if missing:
-        raise SermmError(f"{source}: the prior has no probability for class {', '.join(missing)}")
-    try:
-        prior = np.array([float(value[c]) for c in classes])
-    except (TypeError, ValueError):
-        raise SermmError(f"{source}: prior probabilities must be numbers") from None
-    return check_prior(prior, len(classes), source)
-
-
-def parse_prior(text: str, classes: list[str], option: str) -> np.ndarray:
-    """``--train-prior`` / ``--target-prior``: a JSON file, or ``class=p,class=p,...``."""
-    path = Path(text)
-    if path.is_file():
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise SermmError(f"{path}: not valid JSON ({exc})") from None
-        if isinstance(doc, dict) and "train_prior" in doc:
-            return prior_from_mapping(doc["train_prior"], classes, f"{path}: train_prior", doc.get("classes"))
-        return prior_from_mapping(doc, classes, str(path))
-    pairs = {}
-    for item in (part.strip() for part in text.split(",")):
-        name, sep, number = item.partition("=")
-        if not sep or not name.strip():
-            raise SermmError(
-                f"{option}: expected a JSON file or class=probability,... (got '{item}' in '{text}')"
-            )
-        pairs[name.strip()] = number.strip()
-    return prior_from_mapping(pairs, classes, option)
 
 
 def prior_from_labels(path: str, classes: list[str], split: str | None) -> np.ndarray:

@@ -15,18 +15,7 @@ import numpy as np
 
 from sermm.calibration.base import Calibrator, register, vector_param
 from sermm.errors import SermmError
-
-
-def check_prior(prior: np.ndarray, k: int, name: str = "prior", *, positive: bool = False) -> np.ndarray:
-    """A prior as a float vector of length ``k`` that sums to 1 (normalised here)."""
-    prior = np.asarray(prior, dtype=np.float64)
-    if prior.shape != (k,):
-        raise SermmError(f"{name}: expected {k} class probabilities, got shape {prior.shape}")
-    if not np.all(np.isfinite(prior)) or np.any(prior < 0) or prior.sum() <= 0:
-        raise SermmError(f"{name}: class probabilities must be finite, non-negative and not all 0")
-    if positive and np.any(prior <= 0):
-        raise SermmError(f"{name}: every class needs a positive probability (class {int(np.argmin(prior))})")
-    return prior / prior.sum()
+from sermm.priors import check_prior
 
 
 def rebalance(P: np.ndarray, train_prior: np.ndarray, target_prior: np.ndarray) -> np.ndarray:

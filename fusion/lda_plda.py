@@ -25,6 +25,7 @@ import numpy as np
 from sermm.errors import SermmError
 from sermm.fusion.base import Fuser, register, state_array
 from sermm.fusion.logreg import choose_C, fit_multinomial, parse_C, require_every_class
+from sermm.priors import parse_prior as parse_class_prior
 from sermm.tables import softmax
 
 NORMS = ("standard", "length", "none")
@@ -117,28 +118,13 @@ def plda_log_likelihoods(Z: np.ndarray, means: np.ndarray, cov: np.ndarray) -> n
 
 
 def parse_prior(prior: str, classes: list[str], train: np.ndarray) -> np.ndarray:
-    """``uniform``, ``train`` (label frequencies) or ``class=p,...`` (all classes, renormalised)."""
-    k = len(classes)
+    """``uniform``, ``train`` (label frequencies), or ``class=p,...`` / a JSON file naming every
+    class with p > 0 (renormalised)."""
     if prior == "uniform":
-        return np.full(k, 1.0 / k)
+        return np.full(len(classes), 1.0 / len(classes))
     if prior == "train":
         return np.asarray(train, dtype=np.float64)
-    given: dict[str, float] = {}
-    for part in prior.split(","):
-        name, sep, value = part.partition("=")
-        try:
-            given[name.strip()] = float(value) if sep else float("nan")
-        except ValueError:
-            given[name.strip()] = float("nan")
-    bad = [c for c, p in given.items() if c not in classes or not p > 0]
-    missing = [c for c in classes if c not in given]
-    if bad or missing:
-        raise SermmError(
-            f"--prior {prior!r}: expected uniform, train, or class=p for every class "
-            f"({', '.join(classes)}) with p > 0"
-        )
-    vector = np.array([given[c] for c in classes])
-    return vector / vector.sum()
+    return parse_class_prior(prior, classes, "--prior", positive=True, only_classes=True)
 
 
 class EmbeddingFuser(Fuser):
