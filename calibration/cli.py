@@ -170,8 +170,8 @@ def write_output(path: str, table: ScoreTable, calibrators: list[Calibrator], P:
                  decisions: np.ndarray | None, models: list[str]) -> None:
     """Write calibrated posteriors with a sidecar, or a decision file ``id,label``."""
     if decisions is not None:
-        write_decisions(table.ids, np.asarray(table.columns, dtype=object)[decisions], path)
-        click.echo(f"wrote decisions ({len(table.ids)} rows): {path}")
+        write_decisions(table.id_column, np.asarray(table.columns, dtype=object)[decisions], path)
+        click.echo(f"wrote decisions ({len(table)} rows): {path}")
         return
     prior = sidecar_prior(table)
     for calibrator in calibrators:
@@ -186,9 +186,8 @@ def write_output(path: str, table: ScoreTable, calibrators: list[Calibrator], P:
         meta["calibration_models"] = models
     if prior is not None:
         meta["train_prior"] = {c: float(p) for c, p in zip(table.columns, prior, strict=True)}
-    out = ScoreTable(table.ids, P, table.columns, "posterior", meta, path)
-    write_scores(out, path, meta=meta)
-    click.echo(f"wrote calibrated posteriors ({len(table.ids)} rows): {path}")
+    write_scores(table.replace(values=P, kind="posterior", meta=meta, path=path), path, meta=meta)
+    click.echo(f"wrote calibrated posteriors ({len(table)} rows): {path}")
 
 
 def finish(data: Data, calibrator: Calibrator, save: str | None, output: str | None, options: dict) -> None:

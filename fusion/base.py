@@ -23,7 +23,7 @@ import numpy as np
 from sermm.errors import SermmError
 from sermm.metrics import categorical_summary, ccc
 from sermm.modelfile import from_registry
-from sermm.tables import ScoreTable
+from sermm.tables import ScoreTable, empty_matrix
 
 #: method name -> fuser class; filled by :func:`register`.
 REGISTRY: dict[str, type[Fuser]] = {}
@@ -67,7 +67,7 @@ def blocks_of(X: Any) -> tuple[list[np.ndarray], list[ScoreTable] | None]:
         if all(isinstance(t, ScoreTable) for t in X):
             first = X[0]
             for t in X[1:]:
-                if t.ids is not first.ids and (len(t) != len(first) or not np.array_equal(t.ids, first.ids)):
+                if not first.same_ids(t):
                     raise SermmError(
                         f"{t.path or t.system}: ids are not aligned with {first.path or first.system} "
                         "(align the tables by id first, e.g. with sermm.align.load_aligned)"
@@ -200,7 +200,7 @@ class Fuser(Params):
         """
         blocks = self._check_inputs(X)
         n = len(blocks[0])
-        out = np.empty((n, len(self.columns_)))
+        out = empty_matrix(n, len(self.columns_))
         for rows in row_chunks(n):
             out[rows] = self._fuse([b[rows] for b in blocks])
         return out

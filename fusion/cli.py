@@ -149,7 +149,7 @@ def run_training(fuser: Fuser, opts: dict[str, Any]) -> None:
     groups = read_groups(opts["groups"], aligned.ids) if opts["groups"] else None
     fuser.fit(tables, y, groups)
     fused = fuser.fuse(tables)
-    n = len(aligned.ids)
+    n = len(aligned.tables[0])
 
     names = metric_names(fuser.output_kind_, fuser.columns_)
     rows: list[tuple[str, dict]] = []
@@ -203,7 +203,7 @@ def run_training(fuser: Fuser, opts: dict[str, Any]) -> None:
                 train_prior=prior,
                 extra=extra,
             )
-            write_fused(aligned.ids, values, fuser.columns_, fuser.output_kind_, path, meta)
+            write_fused(aligned.id_column, values, fuser.columns_, fuser.output_kind_, path, meta)
 
     what = "attributes" if fuser.output_kind_ == "attribute" else "classes"
     header = (
@@ -460,7 +460,7 @@ def apply(
 
         fused, decisions = apply_chain(fused, fuser.columns_, chain)
     if decisions is not None:
-        write_decisions(aligned.ids, np.asarray(fuser.columns_, dtype=object)[decisions], output)
+        write_decisions(aligned.id_column, np.asarray(fuser.columns_, dtype=object)[decisions], output)
     else:
         prior = None if chain else doc.get("train_prior")
         meta = output_meta(
@@ -472,9 +472,9 @@ def apply(
             train_prior=prior,
             extra={"calibration": list(then)} if then else None,
         )
-        write_fused(aligned.ids, fused, fuser.columns_, fuser.output_kind_, output, meta)
+        write_fused(aligned.id_column, fused, fuser.columns_, fuser.output_kind_, output, meta)
     click.echo(
-        f"{fuser.method} ({model}): {len(inputs)} systems, {len(aligned.ids):,} rows -> {output}"
+        f"{fuser.method} ({model}): {len(inputs)} systems, {len(aligned.tables[0]):,} rows -> {output}"
         + (f" (then {', '.join(then)})" if then else "")
     )
     if aligned.labels is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from sermm.atomic import write_text
 from sermm.errors import SermmError
 from sermm.labels import read_labels
 from sermm.tables import (
+    IdColumn,
     ScoreTable,
     check_ids,
     find_id_column,
@@ -116,10 +116,7 @@ def load_for_model(
         elif table.columns != columns:
             tables[j] = table.with_columns(columns)
     label_table = read_labels(labels, split=split) if labels else None
-    aligned = align_ids(tables, label_table, on_missing=on_missing)  # type: ignore[arg-type]
-    ids = aligned.tables[0].ids  # aligned: let every table hold the one id array
-    aligned.tables = [replace(t, ids=ids) for t in aligned.tables]
-    return aligned
+    return align_ids(tables, label_table, on_missing=on_missing)  # type: ignore[arg-type]
 
 
 def output_meta(
@@ -147,7 +144,7 @@ def output_meta(
 
 
 def write_fused(
-    ids: np.ndarray, values: np.ndarray, columns: list[str], kind: str, path: str, meta: dict
+    ids: np.ndarray | IdColumn, values: np.ndarray, columns: list[str], kind: str, path: str, meta: dict
 ) -> None:
     """Write fused scores (CSV or Parquet by extension) with their sidecar."""
     table = ScoreTable(ids, values, list(columns), "attribute" if kind == "attribute" else "posterior")

@@ -9,7 +9,7 @@ import numpy as np
 
 from sermm.errors import SermmError
 from sermm.labels import LabelTable, read_labels
-from sermm.tables import Kind, ScoreTable, parse_classes, read_scores
+from sermm.tables import IdColumn, Kind, ScoreTable, parse_classes, read_scores
 
 OnMissing = Literal["error", "drop"]
 
@@ -25,6 +25,11 @@ class Aligned:
     def ids(self) -> np.ndarray:
         """The common ids, in order."""
         return self.tables[0].ids
+
+    @property
+    def id_column(self) -> IdColumn:
+        """The common ids as an Arrow string column (what the writers take)."""
+        return self.tables[0].id_column
 
     @property
     def columns(self) -> list[str]:
@@ -60,16 +65,18 @@ def align_ids(
     With ``on_missing="error"`` any id present in one input and absent from another is an
     error naming the count and the first few ids; with ``"drop"`` only the common ids stay.
     """
+    first = tables[0]
+    if all(first.same_ids(t) for t in tables[1:]) and (
+        labels is None or (len(labels) == len(first) and np.array_equal(labels.ids, first.ids))
+    ):
+        return Aligned([first, *(t.with_ids_of(first) for t in tables[1:])], labels)
+    import pandas as pd
+
     sources = [(t.path or t.system, t.ids) for t in tables]
     if labels is not None:
         sources.append((labels.path or "labels", labels.ids))
-    reference = sources[0][1]
-    if all(ids is reference or (len(ids) == len(reference) and np.array_equal(ids, reference))
-           for _, ids in sources):
-        return Aligned(list(tables), labels)
-    import pandas as pd
 
-    keep = pd.Index(reference)
+    keep = pd.Index(sources[0][1])
     for name, ids in sources[1:]:
         other = pd.Index(ids)
         if on_missing == "error":

@@ -10,8 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import weakref
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -32,16 +30,58 @@ SUM_TOLERANCE = 1e-3
 _EMBEDDING_COLUMN = re.compile(r"^e\d+$")
 
 
-@dataclass
-class ScoreTable:
-    """Per-utterance scores of one system: ``values[i, j]`` is column ``columns[j]`` of ``ids[i]``."""
+#: An id column as Arrow holds it (a CSV or Parquet column, cast to strings).
+IdColumn = pa.ChunkedArray
 
-    ids: np.ndarray
-    values: np.ndarray
-    columns: list[str]
-    kind: Kind = "posterior"
-    meta: dict = field(default_factory=dict)
-    path: str | None = None
+
+class ScoreTable:
+    """Per-utterance scores of one system: ``values[i, j]`` is column ``columns[j]`` of ``ids[i]``.
+
+    The ids are kept as given, a numpy array or the Arrow column they were read from, and each
+    form is made from the other only when asked for: turning a million ids into Python strings
+    costs more time and memory than averaging three score files.
+    """
+
+    def __init__(
+        self,
+        ids: np.ndarray | pa.Array | pa.ChunkedArray,
+        values: np.ndarray,
+        columns: list[str],
+        kind: Kind = "posterior",
+        meta: dict | None = None,
+        path: str | None = None,
+    ) -> None:
+        if isinstance(ids, (pa.Array, pa.ChunkedArray)):
+            self._id_column: IdColumn | None = as_id_column(ids)
+            self._ids: np.ndarray | None = None
+        else:
+            self._id_column, self._ids = None, np.asarray(ids)
+        self.values = values
+        self.columns = columns
+        self.kind = kind
+        self.meta = {} if meta is None else meta
+        self.path = path
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The ids as a numpy array (of Python strings when read from a file)."""
+        if self._ids is None:
+            self._ids = self._id_column.to_numpy(zero_copy_only=False)
+        return self._ids
+
+    @property
+    def id_column(self) -> IdColumn:
+        """The ids as an Arrow string column (what the writers take)."""
+        if self._id_column is None:
+            self._id_column = as_id_column(pa.array(self._ids, type=pa.string()))
+        return self._id_column
+
+    def same_ids(self, other: ScoreTable) -> bool:
+        """Whether both tables list the same ids in the same order (compared in Arrow when both
+        were read from files, without converting them)."""
+        if self._id_column is not None and other._id_column is not None:
+            return self._id_column is other._id_column or self._id_column.equals(other._id_column)
+        return self.ids is other.ids or (len(self) == len(other) and np.array_equal(self.ids, other.ids))
 
     @property
     def system(self) -> str:
@@ -57,17 +97,55 @@ class ScoreTable:
         """The class names of a posterior table (its columns)."""
         return self.columns
 
+    def replace(self, **changes: object) -> ScoreTable:
+        """A copy with some of ``ids``, ``values``, ``columns``, ``kind``, ``meta``, ``path`` changed."""
+        fields = {
+            "ids": self._ids if self._ids is not None else self._id_column,
+            "values": self.values,
+            "columns": self.columns,
+            "kind": self.kind,
+            "meta": self.meta,
+            "path": self.path,
+        }
+        unknown = set(changes) - set(fields)
+        if unknown:
+            raise TypeError(f"ScoreTable has no field(s) {', '.join(sorted(unknown))}")
+        table = ScoreTable(**{**fields, **changes})  # type: ignore[arg-type]
+        if "ids" not in changes and self._ids is not None:
+            table._id_column = self._id_column  # keep both forms when both are at hand
+        return table
+
+    def with_ids_of(self, other: ScoreTable) -> ScoreTable:
+        """A copy holding ``other``'s ids (in whatever forms it has them): aligned tables share one."""
+        table = self.replace(ids=other._ids if other._ids is not None else other._id_column)
+        table._id_column = other._id_column
+        return table
+
     def take(self, rows: np.ndarray) -> ScoreTable:
         """A table with only the given rows (indices or boolean mask), in that order."""
-        return replace(self, ids=self.ids[rows], values=self.values[rows])
+        rows = np.asarray(rows)
+        if self._ids is not None:
+            ids: np.ndarray | IdColumn = self._ids[rows]
+        else:
+            ids = self._id_column.take(np.flatnonzero(rows) if rows.dtype == bool else rows)
+        return self.replace(ids=ids, values=self.values[rows])
 
     def with_columns(self, columns: list[str]) -> ScoreTable:
         """A table with its columns reordered (or subset) to ``columns``."""
         index = {c: j for j, c in enumerate(self.columns)}
-        return replace(self, values=self.values[:, [index[c] for c in columns]], columns=list(columns))
+        return self.replace(values=self.values[:, [index[c] for c in columns]], columns=list(columns))
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.values)
+
+    def __repr__(self) -> str:
+        return f"ScoreTable({self.system!r}, {len(self)} rows, {self.kind}: {', '.join(self.columns[:8])})"
+
+
+def as_id_column(ids: pa.Array | pa.ChunkedArray) -> IdColumn:
+    """An Arrow id column as a chunked column of strings (numbers and large strings are cast)."""
+    column = ids if isinstance(ids, pa.ChunkedArray) else pa.chunked_array([ids])
+    return column if column.type == pa.string() else column.cast(pa.string())
 
 
 def _stem(path: str) -> str:
@@ -190,118 +268,84 @@ def check_ids(ids: np.ndarray, path: Path) -> None:
         )
 
 
-# The last id column converted to Python strings: (its Arrow data, a weak reference to the result).
-_last_ids: tuple[pa.ChunkedArray, weakref.ref] | None = None
+def read_id_column(table: pa.Table, id_col: str, path: Path) -> IdColumn:
+    """The id column of a table as Arrow strings, checked as :func:`check_ids` does, in Arrow.
 
-
-def read_ids(table: pa.Table, id_col: str, path: Path) -> np.ndarray:
-    """The checked ids of a table (see :func:`check_ids`), cheaply in the common cases.
-
-    A string id column without nulls or empty strings whose values strictly increase is
-    unique, so it needs no hashing. An id column equal to the one read just before (the
-    systems of one data set usually list the same ids in the same order) is not converted
-    again: the result shares its (immutable) strings. Anything else takes the full check.
+    Only a column that fails (an empty or duplicate id) is converted to Python strings, to name
+    the first offending row.
     """
-    global _last_ids
-    column = table.column(id_col)
-    if _last_ids is not None:
-        data, ref = _last_ids
-        previous = ref()
-        if previous is not None and data.equals(column):
-            ids = previous.copy()
-            _last_ids = (data, weakref.ref(ids))
-            return ids
-    ids = column.to_numpy(zero_copy_only=False)
-    if not _plainly_unique(column):
-        check_ids(ids, path)
-    if ids.dtype == object and len(ids):
-        _last_ids = (column, weakref.ref(ids))
-    return ids
+    column = as_id_column(table.column(id_col))
+    if not _unique_and_present(column):
+        check_ids(column.to_numpy(zero_copy_only=False), path)
+    return column
 
 
-def arrow_ids(ids: np.ndarray) -> pa.Array | pa.ChunkedArray:
-    """``ids`` as an Arrow string column: the column they were read from, when still at hand and
-    equal (see :func:`read_ids`), which saves converting a million Python strings back."""
-    if _last_ids is not None:
-        data, ref = _last_ids
-        previous = ref()
-        if (
-            previous is not None
-            and data.type == pa.string()
-            and (previous is ids or (len(previous) == len(ids) and np.array_equal(previous, ids)))
-        ):
-            return data
-    return pa.array(ids, type=pa.string())
-
-
-def _plainly_unique(column: pa.ChunkedArray) -> bool:
-    """A string column without nulls or empty strings, in strictly increasing order."""
-    if column.null_count or not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+def _unique_and_present(column: IdColumn) -> bool:
+    """No null or empty id and no id twice: strictly increasing order proves it without hashing."""
+    if column.null_count or len(column) == 0:
         return False
-    if len(column) == 0 or pc.any(pc.equal(column, "")).as_py():
+    if pc.any(pc.equal(column, "")).as_py():
         return False
-    if len(column) == 1:
+    if len(column) > 1 and pc.all(pc.greater(column[1:], column[:-1])).as_py():
         return True
-    return bool(pc.all(pc.greater(column.slice(1), column.slice(0, len(column) - 1))).as_py())
-
-
-#: Rows per block when copying Arrow columns into a row-major matrix.
-_FILL_ROWS = 1 << 15
+    return pc.count_distinct(column).as_py() == len(column)
 
 
 def _is_plain_number(kind: pa.DataType) -> bool:
     return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind)
 
 
-def _fill_plain(matrix: np.ndarray, table: pa.Table, columns: list[str], where: list[int]) -> None:
-    """Copy integer/float columns into ``matrix[:, where]`` in blocks of rows that stay in cache
-    (a whole-column strided copy per column is several times slower)."""
-    start = 0
-    whole = len(where) == matrix.shape[1]
-    for batch in table.select([columns[j] for j in where]).to_batches(max_chunksize=_FILL_ROWS):
-        arrays = [c.to_numpy(zero_copy_only=False).astype(np.float64, copy=False) for c in batch.columns]
-        rows = slice(start, start + batch.num_rows)
-        if whole:
-            np.stack(arrays, axis=1, out=matrix[rows])
-        else:
-            for j, values in zip(where, arrays, strict=True):
-                matrix[rows, j] = values
-        start += batch.num_rows
+def _column_values(column: pa.ChunkedArray, name: str, path: Path) -> np.ndarray | list[np.ndarray]:
+    """A numeric column's values as float arrays (one per chunk when it is plainly numeric), or a
+    clear error naming the first value that is not a number."""
+    kind = column.type
+    if _is_plain_number(kind):
+        return [chunk.to_numpy(zero_copy_only=False) for chunk in column.chunks]
+    if pa.types.is_decimal(kind) or pa.types.is_boolean(kind):
+        return column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    import pandas as pd
+
+    raw = column.to_pandas()
+    parsed = pd.to_numeric(raw, errors="coerce")
+    bad = np.flatnonzero(parsed.isna() & raw.notna())
+    if bad.size:
+        row = int(bad[0])
+        raise SermmError(
+            f"{path}: {_row_label(path, row)}: column '{name}': non-numeric value {raw.iloc[row]!r}"
+        )
+    return parsed.to_numpy(dtype=np.float64)
+
+
+def empty_matrix(n: int, k: int) -> np.ndarray:
+    """An uninitialised ``(n, k)`` float64 matrix in column-major order, allocated from Arrow's
+    memory pool: the memory a CSV parse leaves in that pool is reused instead of adding to it."""
+    buffer = pa.allocate_buffer(max(n * k, 1) * 8)
+    return np.frombuffer(buffer, dtype=np.float64, count=n * k).reshape(k, n).T
 
 
 def numeric_matrix(table: pa.Table, columns: list[str], path: Path) -> np.ndarray:
-    """Stack the given columns into a float64 matrix, naming the first bad value if any."""
-    matrix = np.empty((table.num_rows, len(columns)))
-    plain = [j for j, name in enumerate(columns) if _is_plain_number(table.column(name).type)]
-    if plain:
-        _fill_plain(matrix, table, columns, plain)
-    for j, name in enumerate(columns):
-        column = table.column(name)
-        kind = column.type
-        if _is_plain_number(kind):
-            continue
-        if pa.types.is_decimal(kind) or pa.types.is_boolean(kind):
-            values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
-        else:
-            import pandas as pd
+    """The given columns as a float64 matrix, naming the first bad value if any.
 
-            raw = column.to_pandas()
-            parsed = pd.to_numeric(raw, errors="coerce")
-            bad = np.flatnonzero(parsed.isna() & raw.notna())
-            if bad.size:
-                row = int(bad[0])
-                raise SermmError(
-                    f"{path}: {_row_label(path, row)}: column '{name}': "
-                    f"non-numeric value {raw.iloc[row]!r}"
-                )
-            values = parsed.to_numpy(dtype=np.float64)
-        matrix[:, j] = values
-    finite = np.isfinite(matrix)
-    if not finite.all():
-        row, col = np.argwhere(~finite)[0]
-        value = matrix[row, col]
-        what = "missing or NaN value" if np.isnan(value) else f"infinite value ({value})"
-        raise SermmError(f"{path}: {_row_label(path, int(row))}: column '{columns[col]}': {what}")
+    The matrix is column-major (Fortran order): every column is one contiguous copy of the
+    Arrow buffers, and writing it back to Arrow needs no transpose.
+    """
+    matrix = empty_matrix(table.num_rows, len(columns))
+    for j, name in enumerate(columns):
+        values = _column_values(table.column(name), name, path)
+        if isinstance(values, list):
+            start = 0
+            for chunk in values:
+                matrix[start : start + len(chunk), j] = chunk
+                start += len(chunk)
+        else:
+            matrix[:, j] = values
+    if not np.isfinite(matrix.sum()):  # one pass; a finite sum means every value is finite
+        finite = np.isfinite(matrix)
+        if not finite.all():
+            row, col = np.argwhere(~finite)[0]
+            value = matrix[row, col]
+            what = "missing or NaN value" if np.isnan(value) else f"infinite value ({value})"
+            raise SermmError(f"{path}: {_row_label(path, int(row))}: column '{columns[col]}': {what}")
     return matrix
 
 
@@ -383,7 +427,7 @@ def read_posteriors(
         raise SermmError(f"{path}: no class columns besides '{id_col}'")
     if len(set(columns)) != len(columns):
         raise SermmError(f"{path}: a class column appears twice in the header")
-    ids = read_ids(table, id_col, path)
+    ids = read_id_column(table, id_col, path)
     values = numeric_matrix(table, columns, path)
     declared = scores if scores != "auto" else str(meta.get("values", "probability"))
     if declared in ("logit", "logits"):
@@ -433,7 +477,7 @@ def read_attributes(path: str | Path) -> ScoreTable:
         )
     if len(set(renamed)) != len(renamed):
         raise SermmError(f"{path}: an attribute column appears twice")
-    ids = read_ids(table, id_col, path)
+    ids = read_id_column(table, id_col, path)
     values = numeric_matrix(table, names, path)
     return ScoreTable(ids, values, renamed, "attribute", read_meta(path), str(path))
 
@@ -449,7 +493,7 @@ def read_embeddings(path: str | Path) -> ScoreTable:
         raise SermmError(
             f"{path}: embedding columns must be named e0..eN; got {', '.join(bad[:5]) or 'none'}"
         )
-    ids = read_ids(table, id_col, path)
+    ids = read_id_column(table, id_col, path)
     values = numeric_matrix(table, names, path)
     return ScoreTable(ids, values, names, "embedding", read_meta(path), str(path))
 
@@ -498,27 +542,23 @@ def read_scores(
 
 def write_scores(table: ScoreTable, path: str | Path, *, meta: dict | None = None) -> None:
     """Write a score table (CSV or Parquet by extension) atomically, plus its sidecar if given."""
-    path = Path(path)
-    arrays = [arrow_ids(table.ids)]
-    arrays += [pa.array(column) for column in np.ascontiguousarray(table.values.T)]
-    arrow = pa.Table.from_arrays(arrays, names=["id", *table.columns])
-    with atomic_path(path) as tmp:
-        if is_parquet(path):
-            pq.write_table(arrow, tmp)
-        else:
-            pacsv.write_csv(arrow, tmp, write_options=pacsv.WriteOptions(quoting_style="needed"))
+    values = np.asfortranarray(table.values, dtype=np.float64)  # columns contiguous: no copy to Arrow
+    arrays = [table.id_column, *(pa.array(values[:, j]) for j in range(values.shape[1]))]
+    _write_arrow(pa.table(arrays, names=["id", *table.columns]), Path(path))
     if meta is not None:
         write_json(meta_path(path), meta)
 
 
-def write_decisions(ids: np.ndarray, labels: np.ndarray, path: str | Path) -> None:
+def write_decisions(ids: np.ndarray | IdColumn, labels: np.ndarray, path: str | Path) -> None:
     """Write a decision file ``id,label`` (CSV or Parquet by extension) atomically."""
-    arrow = pa.Table.from_arrays(
-        [pa.array(ids, type=pa.string()), pa.array(labels, type=pa.string())],
-        names=["id", "label"],
-    )
+    id_column = ids if isinstance(ids, pa.ChunkedArray) else pa.array(ids, type=pa.string())
+    _write_arrow(pa.table([id_column, pa.array(labels, type=pa.string())], names=["id", "label"]), Path(path))
+
+
+def _write_arrow(table: pa.Table, path: Path) -> None:
+    """Write an Arrow table as Parquet or CSV (by extension) through a temporary file."""
     with atomic_path(path) as tmp:
         if is_parquet(path):
-            pq.write_table(arrow, tmp)
+            pq.write_table(table, tmp)
         else:
-            pacsv.write_csv(arrow, tmp, write_options=pacsv.WriteOptions(quoting_style="needed"))
+            pacsv.write_csv(table, tmp, write_options=pacsv.WriteOptions(quoting_style="needed"))

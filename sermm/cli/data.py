@@ -310,6 +310,6 @@ def check(
     )
     with_labels = f" and labels {labels}" if labels else ""
     click.echo(
-        f"together: {len(aligned.ids)} aligned rows, {len(aligned.columns)} columns, "
+        f"together: {len(aligned.tables[0])} aligned rows, {len(aligned.columns)} columns, "
         f"systems {', '.join(aligned.systems)}{with_labels}"
     )
