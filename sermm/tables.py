@@ -284,7 +284,7 @@ def _unique_and_present(column: IdColumn) -> bool:
     """No null or empty id and no id twice: strictly increasing order proves it without hashing."""
     if column.null_count or len(column) == 0:
         return False
-    if pc.any(pc.equal(column, "")).as_py():
+    if pc.min(pc.binary_length(column)).as_py() == 0:  # (comparing with "" would import pandas)
         return False
     if len(column) > 1 and pc.all(pc.greater(column[1:], column[:-1])).as_py():
         return True
@@ -300,7 +300,7 @@ def _column_values(column: pa.ChunkedArray, name: str, path: Path) -> np.ndarray
     clear error naming the first value that is not a number."""
     kind = column.type
     if _is_plain_number(kind):
-        return [chunk.to_numpy(zero_copy_only=False) for chunk in column.chunks]
+        return [_chunk_numbers(chunk) for chunk in column.chunks]
     if pa.types.is_decimal(kind) or pa.types.is_boolean(kind):
         return column.cast(pa.float64()).to_numpy(zero_copy_only=False)
     import pandas as pd
@@ -321,6 +321,18 @@ def empty_matrix(n: int, k: int) -> np.ndarray:
     memory pool: the memory a CSV parse leaves in that pool is reused instead of adding to it."""
     buffer = pa.allocate_buffer(max(n * k, 1) * 8)
     return np.frombuffer(buffer, dtype=np.float64, count=n * k).reshape(k, n).T
+
+
+def _chunk_numbers(chunk: pa.Array) -> np.ndarray:
+    """A numeric Arrow chunk as numpy, nulls as NaN: a view of its data buffer when it has no
+    nulls (pyarrow's own ``to_numpy`` imports pandas, which costs a command half a second)."""
+    if chunk.null_count or pa.types.is_null(chunk.type):
+        return pc.fill_null(chunk.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=True)
+    kind = chunk.type
+    code = "f" if pa.types.is_floating(kind) else "u" if pa.types.is_unsigned_integer(kind) else "i"
+    dtype = np.dtype(f"{code}{kind.bit_width // 8}")
+    data = chunk.buffers()[1]
+    return np.frombuffer(data, dtype=dtype, count=len(chunk), offset=chunk.offset * dtype.itemsize)
 
 
 def numeric_matrix(table: pa.Table, columns: list[str], path: Path) -> np.ndarray:
@@ -543,10 +555,16 @@ def read_scores(
 def write_scores(table: ScoreTable, path: str | Path, *, meta: dict | None = None) -> None:
     """Write a score table (CSV or Parquet by extension) atomically, plus its sidecar if given."""
     values = np.asfortranarray(table.values, dtype=np.float64)  # columns contiguous: no copy to Arrow
-    arrays = [table.id_column, *(pa.array(values[:, j]) for j in range(values.shape[1]))]
+    arrays = [table.id_column, *(_arrow_floats(values[:, j]) for j in range(values.shape[1]))]
     _write_arrow(pa.table(arrays, names=["id", *table.columns]), Path(path))
     if meta is not None:
         write_json(meta_path(path), meta)
+
+
+def _arrow_floats(column: np.ndarray) -> pa.Array:
+    """A contiguous float64 numpy column as an Arrow array over the same memory (``pa.array``
+    would import pandas, a slow start for a command)."""
+    return pa.Array.from_buffers(pa.float64(), len(column), [None, pa.py_buffer(column)])
 
 
 def write_decisions(ids: np.ndarray | IdColumn, labels: np.ndarray, path: str | Path) -> None:
