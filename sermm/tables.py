@@ -328,6 +328,8 @@ def _chunk_numbers(chunk: pa.Array) -> np.ndarray:
     nulls (pyarrow's own ``to_numpy`` imports pandas, which costs a command half a second)."""
     if chunk.null_count or pa.types.is_null(chunk.type):
         return pc.fill_null(chunk.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=True)
+    if len(chunk) == 0:
+        return np.empty(0)
     kind = chunk.type
     code = "f" if pa.types.is_floating(kind) else "u" if pa.types.is_unsigned_integer(kind) else "i"
     dtype = np.dtype(f"{code}{kind.bit_width // 8}")
