@@ -2,16 +2,20 @@
 
 Generates (once, into ``benchmarks/_data/``) three systems' posteriors for ``--rows``
 evaluation utterances (default 1,000,000) and ``--dev-rows`` development utterances
-(default 100,000) over 8 classes, as CSV and Parquet, plus smaller embedding files for
-lda/plda. Then, for each method, times through the CLI (one subprocess each):
+(default 100,000) over 8 classes, as CSV and Parquet, plus embedding files for lda/plda
+(``--emb-rows``, default 500,000; 2 systems x 32 dims). Then, for each method, times
+through the CLI (one subprocess each):
 
 * fit on the dev rows (``sermm-fuse METHOD ... --save``),
 * apply to the eval rows (``sermm-fuse apply``), for CSV and for Parquet,
 
 next to the floor: a bare pyarrow script that reads the same inputs, averages them and
 writes the result in the same format. Peak memory is the subprocess's max RSS (``wait4``),
-compared with the in-memory (Arrow) size of its inputs. Also times the ``interp`` grid search
-in-process on the eval rows (3 systems, 231 grid points).
+compared with the in-memory (Arrow) size of its inputs; both commands run with Arrow's allocator
+returning freed pages at once (``MIMALLOC_PURGE_DELAY=0``, what sermm sets for itself), so the
+floor is not charged for memory sermm saves that way. The embedding files have 500,000 rows, so
+that the inputs (256 MiB), not the interpreter's fixed ~75 MiB, decide their memory ratio. Also
+times the ``interp`` grid search in-process on the eval rows (3 systems, 231 grid points).
 
 Usage: python benchmarks/fusion.py [--rows N] [--dev-rows N] [--methods mean,interp,...]
 """
@@ -130,7 +134,8 @@ def run(args: list[str]) -> tuple[float, float, str]:
     report = DATA / "out" / "rss.txt"
     timed = ["/usr/bin/time", "-f", "%M", "-o", str(report), *args] if TIME.exists() else args
     start = time.perf_counter()
-    proc = subprocess.Popen(timed, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {**os.environ, "MIMALLOC_PURGE_DELAY": "0"}
+    proc = subprocess.Popen(timed, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     output = proc.stdout.read() if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
@@ -170,7 +175,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="evaluation rows (apply)")
     parser.add_argument("--dev-rows", type=int, default=100_000, help="development rows (fit)")
-    parser.add_argument("--emb-rows", type=int, default=100_000, help="embedding eval rows (lda/plda)")
+    parser.add_argument("--emb-rows", type=int, default=500_000, help="embedding eval rows (lda/plda)")
     parser.add_argument("--methods", default="mean,interp,logreg,vote,lda,plda")
     parser.add_argument("--repeat", type=int, default=3, help="runs per apply timing (the fastest counts)")
     args = parser.parse_args()
