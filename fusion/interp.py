@@ -421,7 +421,7 @@ def weighted_mean(blocks: list[np.ndarray], weights: np.ndarray, domain: str) ->
 
     ``weights`` is ``(m,)``, or ``(a, m)`` for one weight vector per attribute column.
     """
-    out = np.zeros(blocks[0].shape)
+    out = np.zeros_like(blocks[0], dtype=np.float64)  # the inputs' memory layout: no strided passes
     for j, block in enumerate(blocks):
         if weights.ndim == 2:
             out += block * weights[:, j]

@@ -190,16 +190,19 @@ class LogRegFuser(Fuser):
 
     def _fuse(self, blocks: list[np.ndarray]) -> np.ndarray:
         k = len(self.columns_)
-        L = np.empty((len(blocks[0]), len(blocks) * k))  # the concatenated log-posteriors, in place
+        # The concatenated log-posteriors, built in place. Column-major like the score tables:
+        # every step then runs down contiguous columns instead of across short rows.
+        L = np.empty((len(blocks[0]), len(blocks) * k), order="F")
         for j, block in enumerate(blocks):
             np.maximum(block, LOG_FLOOR, out=L[:, j * k : (j + 1) * k])
         np.log(L, out=L)
         if self.tied:
-            logits = np.broadcast_to(self.intercept_, (len(L), k)).copy()
+            logits = np.empty((len(L), k), order="F")
+            logits[:] = self.intercept_
             for j, weight in enumerate(self.system_weights_):
                 logits += weight * L[:, j * k : (j + 1) * k]
         else:
-            logits = L @ np.ascontiguousarray(self.coef_.T)  # one product: several thin ones cost more
+            logits = (self.coef_ @ L.T).T  # one product (several thin ones cost more), column-major
             logits += self.intercept_
         return softmax(logits)
 
