@@ -32,13 +32,16 @@ def sklearn_reference(S: list[np.ndarray], y: np.ndarray, **kwargs) -> np.ndarra
     return model.predict_proba(features)
 
 
-@pytest.mark.parametrize(("C", "class_weight"), [(1.0, None), (0.1, None), (1.0, "balanced")])
-def test_probabilities_match_sklearn(C, class_weight):
-    S, y = systems(0)
+@pytest.mark.parametrize(
+    ("k", "C", "class_weight"),
+    [(3, 1.0, None), (3, 0.1, None), (3, 1.0, "balanced"), (5, 10.0, None), (4, 0.01, "balanced")],
+)
+def test_probabilities_match_sklearn(k, C, class_weight):
+    S, y = systems(k, k=k)
     fuser = LogRegFuser(C=C, class_weight=class_weight).fit(S, y)
     expected = sklearn_reference(S, y, C=C, class_weight=class_weight)
     assert np.abs(fuser.predict_proba(S) - expected).max() < 1e-4
-    assert fuser.coef_.shape == (3, 6)
+    assert fuser.coef_.shape == (k, 2 * k)
 
 
 def test_two_classes_match_sklearn():
