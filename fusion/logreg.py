@@ -99,9 +99,10 @@ def fit_multinomial(
         if free == 1:
             z = np.hstack([np.zeros((n, 1)), z])
         z -= row_max(z)
-        log_norm = np.log(np.exp(z).sum(axis=1))
-        value = C * (weights @ (log_norm - z[rows, y])) + 0.5 * np.sum(W * W * penalty)
-        resid = np.exp(z - log_norm[:, None])
+        resid = np.exp(z)
+        norm = resid.sum(axis=1, keepdims=True)
+        value = C * (weights @ (np.log(norm[:, 0]) - z[rows, y])) + 0.5 * np.sum(W * W * penalty)
+        resid /= norm  # the posteriors
         resid[rows, y] -= 1.0
         resid *= (C * weights)[:, None]
         resid = resid[:, 1:] if free == 1 else resid
