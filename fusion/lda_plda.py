@@ -24,7 +24,7 @@ import numpy as np
 
 from sermm.errors import SermmError
 from sermm.fusion.base import Fuser, register, state_array
-from sermm.fusion.logreg import choose_C, fit_multinomial, parse_C, require_every_class
+from sermm.fusion.logreg import choose_C, fit_multinomial, parse_C, require_every_class, warm
 from sermm.priors import parse_prior as parse_class_prior
 from sermm.tables import softmax
 
@@ -184,6 +184,7 @@ class LDAFuser(EmbeddingFuser):
         class_weight: str | None = None,
         classes: str | None = None,
         max_iter: int = 1000,
+        warm_start: bool = False,
     ) -> None:
         self.norm = norm
         self.lda_dim = lda_dim
@@ -191,6 +192,7 @@ class LDAFuser(EmbeddingFuser):
         self.class_weight = class_weight
         self.classes = classes
         self.max_iter = max_iter
+        self.warm_start = warm_start
 
     def _fit(self, blocks: list[np.ndarray], y: np.ndarray, groups: np.ndarray | None) -> None:
         C = parse_C(self.C)
@@ -199,10 +201,11 @@ class LDAFuser(EmbeddingFuser):
             C, self.C_curve_ = choose_C(self, blocks, y, groups)
         self.C_ = float(C)
         Z = self._project_fit(blocks, y)
-        self.coef_, self.intercept_, self.n_iter_ = fit_multinomial(
-            Z, y, len(self.columns_), self.C_, self.class_weight, self.max_iter
-        )
         k = len(self.columns_)
+        start = warm(self, "coef_", (k, Z.shape[1]))
+        self.coef_, self.intercept_, self.n_iter_ = fit_multinomial(
+            Z, y, k, self.C_, self.class_weight, self.max_iter, start
+        )
         self.train_prior_ = np.full(k, 1.0 / k) if self.class_weight == "balanced" else self.label_prior_
 
     def describe(self) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 
 from sermm.calibration_metrics import cross_entropy
 from sermm.errors import SermmError
-from sermm.fusion.base import Fuser, register, state_array
+from sermm.fusion.base import Fuser, n_rows, register, state_array, take_rows
 from sermm.tables import LOG_FLOOR, log_posteriors, row_max, softmax
 
 #: Convergence tolerance of the solvers (scikit-learn's default 1e-4 stops visibly short here).
@@ -70,7 +70,13 @@ def require_every_class(y: np.ndarray, classes: list[str], method: str) -> None:
 
 
 def fit_multinomial(
-    F: np.ndarray, y: np.ndarray, k: int, C: float, class_weight: str | None, max_iter: int
+    F: np.ndarray,
+    y: np.ndarray,
+    k: int,
+    C: float,
+    class_weight: str | None,
+    max_iter: int,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Multinomial logistic regression (L2, L-BFGS): coef ``(k, d)``, intercept ``(k,)``, iterations.
 
@@ -79,6 +85,8 @@ def fit_multinomial(
     The solver works on standardised features with the penalty rescaled to match (the optimum
     is the same, and L-BFGS needs far fewer iterations: centring alone cuts them several-fold,
     scaling by another third); the coefficients and intercept are mapped back to the raw features.
+    ``start``, a previous ``(coef, intercept)`` of the same shapes, is where the solver begins (a
+    warm start); else it begins at zero.
     """
     from scipy.optimize import minimize
 
@@ -109,8 +117,12 @@ def fit_multinomial(
         grad = np.concatenate([(resid.T @ X + W * penalty).ravel(), resid.sum(axis=0)])
         return value / (C * total), grad / (C * total)  # per row, as scikit-learn (its tol means the same)
 
+    theta = np.zeros(free * (d + 1))
+    if start is not None:  # the same model in the solver's standardised coordinates
+        coef, intercept = start[0][k - free :], start[1][k - free :]
+        theta = np.concatenate([(coef * scale).ravel(), intercept + coef @ centre])
     options = {"maxiter": max_iter, "gtol": TOL, "ftol": FTOL}
-    result = minimize(objective, np.zeros(free * (d + 1)), jac=True, method="L-BFGS-B", options=options)
+    result = minimize(objective, theta, jac=True, method="L-BFGS-B", options=options)
     coef, intercept = result.x[: free * d].reshape(free, d) / scale, result.x[free * d :]
     if free == 1:  # softmax([0, z]) = sigmoid(z): class 0 keeps a zero logit
         coef, intercept = np.vstack([np.zeros(d), coef]), np.concatenate([[0.0], intercept])
@@ -118,9 +130,15 @@ def fit_multinomial(
 
 
 def fit_tied(
-    L: list[np.ndarray], y: np.ndarray, C: float, weights: np.ndarray, max_iter: int
+    L: list[np.ndarray],
+    y: np.ndarray,
+    C: float,
+    weights: np.ndarray,
+    max_iter: int,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """One weight per system, one bias per class, by L-BFGS on the weighted multinomial log loss."""
+    """One weight per system, one bias per class, by L-BFGS on the weighted multinomial log loss;
+    from ``start`` (previous system weights and biases) if given, else from equal weights."""
     from scipy.optimize import minimize
 
     m, (n, k) = len(L), L[0].shape
@@ -142,22 +160,36 @@ def fit_tied(
         value = C * nll + 0.5 * a @ a
         return value / total, np.concatenate([grad_a, grad_b]) / total
 
-    start = np.concatenate([np.full(m, 1.0 / m), np.zeros(k)])
-    options = {"maxiter": max_iter, "gtol": TOL}
-    result = minimize(objective, start, jac=True, method="L-BFGS-B", options=options)
+    theta = np.concatenate(start if start is not None else (np.full(m, 1.0 / m), np.zeros(k)))
+    options = {"maxiter": max_iter, "gtol": TOL, "ftol": FTOL}
+    result = minimize(objective, theta, jac=True, method="L-BFGS-B", options=options)
     return result.x[:m], result.x[m:], int(result.nit)
+
+
+def warm(fuser: Fuser, name: str, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+    """A warm start, ``(fuser.<name>, fuser.intercept_)``, when ``warm_start`` is on and the last
+    fit left weights of this shape (scikit-learn's ``warm_start`` convention); else None."""
+    weights = getattr(fuser, name, None)
+    if not fuser.warm_start or weights is None or np.shape(weights) != shape:
+        return None
+    return weights, fuser.intercept_
 
 
 def choose_C(fuser: Fuser, X: Any, y: np.ndarray, groups: np.ndarray | None) -> tuple[float, dict]:
     """Pick C from :data:`C_GRID` by (grouped) cross-validated cross-entropy; also the curve."""
-    from sermm.fusion.cv import INNER_FOLDS, cross_val_fuse, make_folds
+    from sermm.fusion.cv import INNER_FOLDS, fresh, make_folds
 
     folds = make_folds(y, n_splits=INNER_FOLDS, groups=groups,
                        why=f"--C auto (picks C by {INNER_FOLDS}-fold inner cross-validation)")
-    curve = {}
-    for C in C_GRID:
-        fused = cross_val_fuse(fuser, X, y, folds, groups=groups, C=C)
-        curve[f"{C:g}"] = cross_entropy(fused, y)
+    fused = {C: np.empty((n_rows(X), len(fuser.columns_))) for C in C_GRID}
+    for train, test in folds:
+        # Along the grid from the most regularised C, each fit starts where the last one ended.
+        model = fresh(fuser, warm_start=True)
+        X_train, X_test = take_rows(X, train), take_rows(X, test)
+        for C in C_GRID:
+            model.set_params(C=C).fit(X_train, y[train], None if groups is None else groups[train])
+            fused[C][test] = model.fuse(X_test)
+    curve = {f"{C:g}": cross_entropy(fused[C], y) for C in C_GRID}
     best = min(C_GRID, key=lambda C: curve[f"{C:g}"])
     return best, curve
 
@@ -173,12 +205,18 @@ class LogRegFuser(Fuser):
     )
 
     def __init__(
-        self, C: float | str = 1.0, class_weight: str | None = None, tied: bool = False, max_iter: int = 1000
+        self,
+        C: float | str = 1.0,
+        class_weight: str | None = None,
+        tied: bool = False,
+        max_iter: int = 1000,
+        warm_start: bool = False,
     ) -> None:
         self.C = C
         self.class_weight = class_weight
         self.tied = tied
         self.max_iter = max_iter
+        self.warm_start = warm_start
 
     def _fit(self, blocks: list[np.ndarray], y: np.ndarray, groups: np.ndarray | None) -> None:
         k = len(self.columns_)
@@ -191,12 +229,14 @@ class LogRegFuser(Fuser):
         weights = sample_weights(y, k, self.class_weight)
         L = [log_posteriors(b) for b in blocks]
         if self.tied:
+            start = warm(self, "system_weights_", (len(L),))
             self.system_weights_, self.intercept_, self.n_iter_ = fit_tied(
-                L, y, self.C_, weights, self.max_iter
+                L, y, self.C_, weights, self.max_iter, start
             )
         else:
+            start = warm(self, "coef_", (k, len(L) * k))
             self.coef_, self.intercept_, self.n_iter_ = fit_multinomial(
-                np.hstack(L), y, k, self.C_, self.class_weight, self.max_iter
+                np.hstack(L), y, k, self.C_, self.class_weight, self.max_iter, start
             )
         self.train_prior_ = np.full(k, 1.0 / k) if self.class_weight == "balanced" else self.label_prior_
 

@@ -109,3 +109,27 @@ def test_every_class_needs_examples():
     y[y == 2] = 0
     with pytest.raises(SermmError, match="class '2' has no development examples"):
         LogRegFuser().fit(S, y)
+
+
+@pytest.mark.parametrize(("k", "tied"), [(3, False), (2, False), (3, True)], ids=["full", "binary", "tied"])
+def test_warm_start_reaches_the_cold_optimum_in_fewer_iterations(k, tied):
+    S, y = systems(5, k=k, m=3)
+    cold = LogRegFuser(C=1.0, tied=tied).fit(S, y)
+    warm = LogRegFuser(C=0.9, tied=tied, warm_start=True).fit(S, y)
+    warm.set_params(C=1.0).fit(S, y)
+    assert np.abs(warm.predict_proba(S) - cold.predict_proba(S)).max() < 1e-4  # the solver's tolerance
+    assert warm.n_iter_ < cold.n_iter_
+
+
+def test_auto_C_with_warm_starts_matches_cold_cross_validation():
+    """--C auto walks the grid with warm starts inside each fold; the curve it draws is the one
+    that independent cold fits per C give."""
+    from sermm.calibration_metrics import cross_entropy
+    from sermm.fusion.cv import INNER_FOLDS, cross_val_fuse, make_folds
+
+    S, y = systems(6, n=300)
+    fuser = LogRegFuser(C="auto").fit(S, y)
+    folds = make_folds(y, n_splits=INNER_FOLDS, why="test")
+    for C in C_GRID:
+        cold = cross_entropy(cross_val_fuse(LogRegFuser(), S, y, folds, C=C), y)
+        assert fuser.C_curve_[f"{C:g}"] == pytest.approx(cold, rel=1e-5)

@@ -105,7 +105,9 @@ def test_model_documents_name_what_apply_needs():
     doc = LogRegFuser().fit(tables, y).to_dict()
     assert doc["method"] == "logreg" and doc["classes"] == ["ang", "hap", "neu"]
     assert doc["systems"] == ["s0", "s1", "s2"] and doc["system_names_from_sidecar"] is True
-    assert doc["params"] == {"C": 1.0, "class_weight": None, "max_iter": 1000, "tied": False}
+    assert doc["params"] == {
+        "C": 1.0, "class_weight": None, "max_iter": 1000, "tied": False, "warm_start": False
+    }
     assert doc["train_prior"] == pytest.approx(
         dict(zip(["ang", "hap", "neu"], np.bincount(y) / len(y), strict=True))
     )
@@ -125,7 +127,9 @@ def test_unknown_method_and_malformed_state():
 
 def test_fusers_follow_the_sklearn_protocol():
     fuser = LogRegFuser(C=0.5, tied=True)
-    assert fuser.get_params() == {"C": 0.5, "class_weight": None, "max_iter": 1000, "tied": True}
+    assert fuser.get_params() == {
+        "C": 0.5, "class_weight": None, "max_iter": 1000, "tied": True, "warm_start": False
+    }
     copy = clone(fuser)
     assert copy is not fuser and copy.get_params() == fuser.get_params()
     assert repr(fuser) == "LogRegFuser(C=0.5, tied=True)"
