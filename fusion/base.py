@@ -23,7 +23,7 @@ import numpy as np
 from sermm.errors import SermmError
 from sermm.metrics import categorical_summary, ccc
 from sermm.modelfile import from_registry
-from sermm.tables import ScoreTable, empty_matrix
+from sermm.tables import ScoreTable
 
 #: method name -> fuser class; filled by :func:`register`.
 REGISTRY: dict[str, type[Fuser]] = {}
@@ -200,7 +200,7 @@ class Fuser(Params):
         """
         blocks = self._check_inputs(X)
         n = len(blocks[0])
-        out = empty_matrix(n, len(self.columns_))
+        out = np.empty((n, len(self.columns_)), order="F")  # column-major, as the score tables
         for rows in row_chunks(n):
             out[rows] = self._fuse([b[rows] for b in blocks])
         return out

@@ -295,14 +295,14 @@ def _is_plain_number(kind: pa.DataType) -> bool:
     return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind)
 
 
-def _column_values(column: pa.ChunkedArray, name: str, path: Path) -> np.ndarray | list[np.ndarray]:
-    """A numeric column's values as float arrays (one per chunk when it is plainly numeric), or a
-    clear error naming the first value that is not a number."""
+def _column_values(column: pa.ChunkedArray, name: str, path: Path) -> list[np.ndarray]:
+    """A numeric column's values as numpy arrays that follow each other (one per chunk when it is
+    plainly numeric), or a clear error naming the first value that is not a number."""
     kind = column.type
     if _is_plain_number(kind):
         return [_chunk_numbers(chunk) for chunk in column.chunks]
     if pa.types.is_decimal(kind) or pa.types.is_boolean(kind):
-        return column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        return [column.cast(pa.float64()).to_numpy(zero_copy_only=False)]
     import pandas as pd
 
     raw = column.to_pandas()
@@ -313,14 +313,7 @@ def _column_values(column: pa.ChunkedArray, name: str, path: Path) -> np.ndarray
         raise SermmError(
             f"{path}: {_row_label(path, row)}: column '{name}': non-numeric value {raw.iloc[row]!r}"
         )
-    return parsed.to_numpy(dtype=np.float64)
-
-
-def empty_matrix(n: int, k: int) -> np.ndarray:
-    """An uninitialised ``(n, k)`` float64 matrix in column-major order, allocated from Arrow's
-    memory pool: the memory a CSV parse leaves in that pool is reused instead of adding to it."""
-    buffer = pa.allocate_buffer(max(n * k, 1) * 8)
-    return np.frombuffer(buffer, dtype=np.float64, count=n * k).reshape(k, n).T
+    return [parsed.to_numpy(dtype=np.float64)]
 
 
 def _chunk_numbers(chunk: pa.Array) -> np.ndarray:
@@ -343,16 +336,12 @@ def numeric_matrix(table: pa.Table, columns: list[str], path: Path) -> np.ndarra
     The matrix is column-major (Fortran order): every column is one contiguous copy of the
     Arrow buffers, and writing it back to Arrow needs no transpose.
     """
-    matrix = empty_matrix(table.num_rows, len(columns))
+    matrix = np.empty((table.num_rows, len(columns)), order="F")
     for j, name in enumerate(columns):
-        values = _column_values(table.column(name), name, path)
-        if isinstance(values, list):
-            start = 0
-            for chunk in values:
-                matrix[start : start + len(chunk), j] = chunk
-                start += len(chunk)
-        else:
-            matrix[:, j] = values
+        start = 0
+        for values in _column_values(table.column(name), name, path):
+            matrix[start : start + len(values), j] = values
+            start += len(values)
     if not np.isfinite(matrix.sum()):  # one pass; a finite sum means every value is finite
         finite = np.isfinite(matrix)
         if not finite.all():
