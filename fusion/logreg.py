@@ -181,15 +181,15 @@ def choose_C(fuser: Fuser, X: Any, y: np.ndarray, groups: np.ndarray | None) -> 
 
     folds = make_folds(y, n_splits=INNER_FOLDS, groups=groups,
                        why=f"--C auto (picks C by {INNER_FOLDS}-fold inner cross-validation)")
-    fused = {C: np.empty((n_rows(X), len(fuser.columns_))) for C in C_GRID}
+    total = dict.fromkeys(C_GRID, 0.0)  # summed out-of-fold cross-entropy, per C
     for train, test in folds:
         # Along the grid from the most regularised C, each fit starts where the last one ended.
         model = fresh(fuser, warm_start=True)
         X_train, X_test = take_rows(X, train), take_rows(X, test)
         for C in C_GRID:
             model.set_params(C=C).fit(X_train, y[train], None if groups is None else groups[train])
-            fused[C][test] = model.fuse(X_test)
-    curve = {f"{C:g}": cross_entropy(fused[C], y) for C in C_GRID}
+            total[C] += cross_entropy(model.fuse(X_test), y[test]) * len(test)
+    curve = {f"{C:g}": total[C] / n_rows(X) for C in C_GRID}
     best = min(C_GRID, key=lambda C: curve[f"{C:g}"])
     return best, curve
 
