@@ -274,7 +274,13 @@ def read_id_column(table: pa.Table, id_col: str, path: Path) -> IdColumn:
     Only a column that fails (an empty or duplicate id) is converted to Python strings, to name
     the first offending row.
     """
-    column = as_id_column(table.column(id_col))
+    try:
+        column = as_id_column(table.column(id_col))
+    except pa.ArrowException as exc:
+        raise SermmError(
+            f"{path}: column '{id_col}' ({table.column(id_col).type}) cannot be read as text ids "
+            f"({_first_line(exc)})"
+        ) from None
     if not _unique_and_present(column):
         check_ids(column.to_numpy(zero_copy_only=False), path)
     return column

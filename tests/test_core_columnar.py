@@ -78,6 +78,21 @@ def test_bad_ids_are_found_in_arrow_and_named_by_row(tmp_path, ids, message):
         read_posteriors(path)
 
 
+@pytest.mark.parametrize(
+    ("ids", "message"),
+    [
+        (pa.array([b"a", b"\xff"], pa.binary()), r"column 'id' \(binary\) cannot be read as text ids"),
+        (pa.array([[1], [2]]), r"column 'id' \(list<element: int64>\) cannot be read as text ids"),
+    ],
+    ids=["invalid-utf8", "list"],
+)
+def test_ids_that_are_not_text_get_one_clear_line(tmp_path, ids, message):
+    path = tmp_path / "s.parquet"
+    pq.write_table(pa.table({"id": ids, "a": [1.0, 1.0]}), path)
+    with pytest.raises(SermmError, match=message):
+        read_posteriors(path)
+
+
 def test_unsorted_unique_ids_pass_and_numeric_ids_become_strings(tmp_path):
     path = tmp_path / "s.parquet"
     pq.write_table(pa.table({"id": [30, 10, 20], "a": [1.0, 1.0, 1.0]}), path)
