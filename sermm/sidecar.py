@@ -75,7 +75,8 @@ class Sidecar:
         if values not in VALUE_KINDS and values not in ("logits", "probabilities", "posterior"):
             raise SermmError(f"{source}: 'values' must be one of {', '.join(VALUE_KINDS)}, got {values!r}")
         classes = doc.get("classes")
-        if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
+        names_ok = isinstance(classes, list) and all(isinstance(c, str) for c in classes)
+        if classes is not None and not names_ok:
             raise SermmError(f"{source}: 'classes' must be a list of class names")
         prior = doc.get("train_prior")
         if prior is not None and not isinstance(prior, (dict, list)):
