@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sermm.errors import SermmError
+from sermm.systems.audio.features import LogMelFeatures
 from sermm.systems.audio.io import SAMPLE_RATE
 from sermm.systems.audio.sonar import SONAR_MODEL_TYPE, SonarSpeechEncoder, resolve_dir
 
@@ -184,6 +185,7 @@ class AudioBackbone(nn.Module):
             raise SermmError(f"layers must be one of {', '.join(LAYER_MODES)}, got {layers!r}")
         self.model = model
         self.feature_extractor = feature_extractor
+        self._log_mel = LogMelFeatures(feature_extractor) if kind in ("w2v-bert", "sonar") else None
         self.kind = kind
         self.layers = layers
         self.name = name
@@ -204,6 +206,8 @@ class AudioBackbone(nn.Module):
 
     def features(self, waves: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
         """Padded model inputs and their ``attention_mask`` for 16 kHz mono waveforms."""
+        if self.input_name == "input_features":
+            return self._log_mel(waves)
         out = self.feature_extractor(
             [np.asarray(w, dtype=np.float32) for w in waves],
             sampling_rate=SAMPLE_RATE,
