@@ -7,9 +7,10 @@ from audio_tiny import make_backbone, one_thread, tone, write_wav  # noqa: F401 
 
 from sermm.systems.audio.augment import Augmenter, AugmentSettings
 from sermm.systems.audio.backbones import load_backbone
-from sermm.systems.audio.data import AudioItems, PredictionBatches, TrainingBatches, window_bounds
+from sermm.systems.audio.data import AudioDataset, AudioItems, window_bounds
 from sermm.systems.audio.io import probe_audio
 from sermm.systems.audio.model import AudioModel
+from sermm.systems.batching import length_batches
 
 DURATIONS = [0.8, 1.5, 3.0, 4.5, 5.0, 6.0, 7.5, 9.0]
 
@@ -35,32 +36,38 @@ def raw_features(waves):
     return {"input_values": out, "attention_mask": mask}
 
 
+def batches_of(data, size=3, seed=0):
+    return [
+        data.collate(rows) for rows in length_batches(data.lengths(), max_items=size, shuffle=True, seed=seed)
+    ]
+
+
 def test_training_batches_are_equal_random_chunks_in_the_range(items):
-    data = TrainingBatches(items, raw_features, batch_size=3, chunk_min_s=2.0, chunk_max_s=4.0, seed=1)
-    seen = np.concatenate([data[b]["index"].numpy() for b in range(len(data))])
-    assert sorted(seen) == list(range(len(items)))
-    for b in range(len(data)):
-        batch = data[b]
+    data = AudioDataset(items, raw_features, train=True, chunk_min_s=2.0, chunk_max_s=4.0, seed=1)
+    np.testing.assert_allclose(data.lengths(), np.minimum(DURATIONS, 4.0))
+    batches = batches_of(data)
+    assert sorted(np.concatenate([b["index"].numpy() for b in batches])) == list(range(len(items)))
+    for batch in batches:
+        rows = batch["index"].numpy()
         lengths = batch["attention_mask"].sum(1).numpy() / 16000
-        full = lengths[items.durations[batch["index"].numpy()] > 4.0]
+        full = lengths[items.durations[rows] > 4.0]
         if len(full):
             assert 2.0 <= full.max() <= 4.0 and np.ptp(full) < 1e-3  # one chunk length per batch
-        short = batch["index"].numpy()[items.durations[batch["index"].numpy()] < 2.0]
-        for i in short:  # shorter than any chunk: the whole utterance
-            assert lengths[list(batch["index"].numpy()).index(i)] == pytest.approx(
-                items.durations[i], abs=1e-3
-            )
-        assert batch["target"].dtype == torch.int64
+        for k, i in enumerate(rows):
+            if items.durations[i] < 2.0:  # shorter than any chunk: the whole utterance
+                assert lengths[k] == pytest.approx(items.durations[i], abs=1e-3)
+        assert batch["target"].tolist() == (rows % 3).tolist()
 
 
-def test_training_batches_repeat_for_a_seed_and_change_with_the_epoch(items):
-    a = TrainingBatches(items, raw_features, batch_size=4, seed=3)
-    b = TrainingBatches(items, raw_features, batch_size=4, seed=3)
-    torch.testing.assert_close(a[0]["input_values"], b[0]["input_values"])
-    first = [a[i]["input_values"] for i in range(len(a))]
+def test_training_chunks_repeat_for_a_seed_and_change_with_the_epoch(items):
+    a = AudioDataset(items, raw_features, train=True, seed=3)
+    b = AudioDataset(items, raw_features, train=True, seed=3)
+    rows = [7, 6, 5]
+    torch.testing.assert_close(a.collate(rows)["input_values"], b.collate(rows)["input_values"])
+    first = a.collate(rows)["input_values"]
     a.set_epoch(1)
-    second = [a[i]["input_values"] for i in range(len(a))]
-    assert any(x.shape != y.shape or not torch.equal(x, y) for x, y in zip(first, second, strict=True))
+    second = a.collate(rows)["input_values"]
+    assert first.shape != second.shape or not torch.equal(first, second)
 
 
 def test_augmented_batches_are_about_the_requested_share(items, tmp_path):
@@ -68,16 +75,17 @@ def test_augmented_batches_are_about_the_requested_share(items, tmp_path):
     aug = Augmenter(
         AugmentSettings(noise=str(tmp_path / "noise.wav"), noise_prob=1.0, speeds=(), batch_prob=0.5)
     )
-    plain = TrainingBatches(items, raw_features, batch_size=1, seed=5)
-    noisy = TrainingBatches(items, raw_features, batch_size=1, seed=5, augmenter=aug)
+    plain = AudioDataset(items, raw_features, train=True, seed=5)
+    noisy = AudioDataset(items, raw_features, train=True, seed=5, augmenter=aug)
     changed = []
-    for epoch in range(6):
+    for epoch in range(12):
         plain.set_epoch(epoch)
         noisy.set_epoch(epoch)
-        for b in range(len(plain)):
-            x, y = plain[b]["input_values"], noisy[b]["input_values"]
-            changed.append(x.shape != y.shape or not torch.allclose(x, y))
-    assert 0.25 < np.mean(changed) < 0.75
+        for i in range(len(items)):
+            x, y = plain.collate([i])["input_values"], noisy.collate([i])["input_values"]
+            assert x.shape == y.shape  # augmentation does not change which chunk is read
+            changed.append(not torch.allclose(x, y))
+    assert 0.35 < np.mean(changed) < 0.65
 
 
 def test_window_bounds_cover_the_utterance_in_equal_windows():
@@ -85,23 +93,19 @@ def test_window_bounds_cover_the_utterance_in_equal_windows():
     assert window_bounds(30, 40) == [(0, 30)]
 
 
-def test_prediction_batches_cover_every_row_once_sorted_and_window_long_ones(items):
-    data = PredictionBatches(items, raw_features, batch_seconds=12.0, max_window_s=4.0)
-    rows = [data[b]["index"].tolist() for b in range(len(data))]
-    assert sorted(sum(rows, [])) == list(range(len(items)))
-    padded = [len(r) * max(DURATIONS[i] for i in r) for r in rows]
-    assert max(p for p, r in zip(padded, rows, strict=True) if len(r) > 1) <= 12.0
-    last = data[len(data) - 1]
-    assert last["window_owner"].tolist().count(0) == 3  # 9 s in three windows of 3 s
+def test_prediction_reads_whole_utterances_and_windows_long_ones(items):
+    data = AudioDataset(items, raw_features, train=False, max_window_s=4.0)
+    np.testing.assert_allclose(data.lengths(), DURATIONS)
+    batch = data.collate([2, 7])
+    assert batch["window_owner"].tolist() == [0, 1, 1, 1]  # 9 s in three windows of 3 s
+    assert batch["attention_mask"].sum(1).tolist() == [48000, 48000, 48000, 48000]
+    assert "window_owner" not in data.collate([0, 1])
 
 
 def test_model_averages_window_posteriors(tmp_path, items):
     backbone = load_backbone(make_backbone("wav2vec2", tmp_path), finetune="frozen")
     model = AudioModel(backbone, 3).eval()
-    data = PredictionBatches(
-        items, backbone.features, batch_seconds=100.0, max_window_s=4.0, rows=np.array([6])
-    )
-    batch = data[0]
+    batch = AudioDataset(items, backbone.features, train=False, max_window_s=4.0).collate([6])
     assert batch["window_owner"].tolist() == [0, 0]
     wave = items.read(6)
     with torch.no_grad():

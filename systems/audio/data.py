@@ -1,14 +1,8 @@
 """Audio batches for training and prediction, each a dict of tensors the model and the loop read.
 
-Training (:class:`TrainingBatches`): batches of utterances of similar length; per batch one chunk
-length is drawn in [``chunk_min_s``, ``chunk_max_s``] and every utterance gives a random chunk of
-that length (the whole utterance when shorter), so that training batches carry little padding;
-a share of the batches is augmented. Prediction (:class:`PredictionBatches`): whole utterances in
-length-sorted batches of at most ``batch_seconds`` of padded audio; an utterance longer than
-``max_window_s`` is cut into equal windows that the model averages (``window_owner``).
-
-A batch is produced whole by ``dataset[i]`` (use ``DataLoader(dataset, batch_size=None)``), seeded
-by (seed, epoch, batch number), so it is the same in any worker process and on any rank.
+The batches themselves (which rows go together) come from length bucketing
+(:func:`sermm.systems.batching.length_batches` over :meth:`AudioDataset.lengths`); the dataset
+turns a batch of rows into model inputs in :meth:`AudioDataset.collate`.
 """
 
 from __future__ import annotations
@@ -24,7 +18,6 @@ from torch.utils.data import Dataset
 
 from sermm.systems.audio.augment import Augmenter
 from sermm.systems.audio.io import SAMPLE_RATE, AudioInfo, read_audio
-from sermm.systems.batching import length_batches
 
 Features = Callable[[Sequence[np.ndarray]], dict[str, torch.Tensor]]
 
@@ -72,93 +65,86 @@ def window_bounds(n_samples: int, max_samples: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
-class TrainingBatches(Dataset):
-    """Length-bucketed training batches of random chunks, augmented on a share of the batches."""
+class AudioDataset(Dataset):
+    """The utterances of a manifest for training or prediction; ``dataset[i]`` is row ``i`` and
+    :meth:`collate` reads, cuts, augments and featurises a whole batch of rows at once.
+
+    Training (``train=True``): one chunk length per batch, drawn in [``chunk_min_s``,
+    ``chunk_max_s``]; each utterance gives a random chunk of it (all of it when shorter); the
+    augmenter (if any) decides per batch. The draws come from (seed, epoch, rows), so a batch is
+    the same in any worker process or rank. Prediction: whole utterances, those longer than
+    ``max_window_s`` as equal windows (``window_owner``) that the model averages.
+    """
 
     def __init__(
         self,
         items: AudioItems,
         features: Features,
         *,
-        batch_size: int,
+        train: bool,
         chunk_min_s: float = 2.0,
         chunk_max_s: float = 4.0,
         augmenter: Augmenter | None = None,
+        max_window_s: float = 20.0,
         seed: int = 0,
     ) -> None:
-        if items.targets is None:
-            raise ValueError("training needs targets")
-        if not 0 < chunk_min_s <= chunk_max_s:
+        if train and not 0 < chunk_min_s <= chunk_max_s:
             raise ValueError(f"chunk range [{chunk_min_s}, {chunk_max_s}] s is not valid")
-        self.items, self.features = items, features
-        self.batch_size, self.chunk = batch_size, (chunk_min_s, chunk_max_s)
-        self.augmenter, self.seed = augmenter, seed
-        self.set_epoch(0)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Re-draw the batches for ``epoch`` (another seed, other neighbours in each bucket)."""
-        self.epoch = epoch
-        self.batches = length_batches(self.items.durations, max_items=self.batch_size, shuffle=True,
-                                      seed=self.seed + 7919 * epoch)  # fmt: skip
+        self.items, self.features, self.train = items, features, train
+        self.chunk = (chunk_min_s, chunk_max_s)
+        self.augmenter = augmenter if train else None
+        self.max_window = max(1, int(round(max_window_s * SAMPLE_RATE)))
+        self.seed, self.epoch = seed, 0
 
     def __len__(self) -> int:
-        return len(self.batches)
+        return len(self.items)
 
-    def __getitem__(self, b: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, i: int) -> int:
+        return int(i)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw other chunks and augmentations in ``epoch``."""
+        self.epoch = int(epoch)
+
+    def lengths(self) -> np.ndarray:
+        """Each row's input length in seconds for batching (in training, at most the longest chunk)."""
+        durations = self.items.durations
+        return np.minimum(durations, self.chunk[1]) if self.train else durations
+
+    def collate(self, rows: Sequence[int]) -> dict[str, torch.Tensor]:
+        rows = np.asarray(rows, dtype=np.int64)
+        if self.train:
+            waves, owner = self._chunks(rows), None
+        else:
+            waves, owner = self._windows(rows)
+        batch = self.features(waves)
+        batch["index"] = torch.from_numpy(rows)
+        if owner is not None:
+            batch["window_owner"] = torch.tensor(owner, dtype=torch.int64)
+        if self.items.targets is not None:
+            batch["target"] = self.items.target_tensor(rows)
+        return batch
+
+    def _chunks(self, rows: np.ndarray) -> list[np.ndarray]:
         # two streams: the chunks drawn do not depend on whether or how the batch is augmented
-        rng = np.random.default_rng([self.seed, self.epoch, b, 0])
-        aug_rng = np.random.default_rng([self.seed, self.epoch, b, 1])
-        rows = self.batches[b]
+        seeds = np.random.SeedSequence([self.seed, self.epoch, *rows.tolist()]).spawn(2)
+        rng, aug_rng = np.random.default_rng(seeds[0]), np.random.default_rng(seeds[1])
         seconds = float(rng.uniform(*self.chunk))
         augment = self.augmenter is not None and self.augmenter.batch_is_augmented(aug_rng)
         waves = []
         for i in rows:
             speed = self.augmenter.draw_speed(aug_rng) if augment else 1.0
             span = seconds * speed  # read this much; speed perturbation brings it back to `seconds`
-            total = self.items.infos[i].duration
-            offset = float(rng.uniform(0, max(0.0, total - span)))
+            offset = float(rng.uniform(0, max(0.0, self.items.infos[i].duration - span)))
             wave = self.items.read(int(i), offset, span)
             waves.append(self.augmenter(wave, aug_rng, speed=speed) if augment else wave)
-        batch = self.features(waves)
-        batch["index"] = torch.from_numpy(rows.astype(np.int64))
-        batch["target"] = self.items.target_tensor(rows)
-        return batch
+        return waves
 
-
-class PredictionBatches(Dataset):
-    """Whole utterances in deterministic length-sorted batches (long ones as averaged windows)."""
-
-    def __init__(
-        self,
-        items: AudioItems,
-        features: Features,
-        *,
-        batch_seconds: float = 200.0,
-        max_items: int = 64,
-        max_window_s: float = 20.0,
-        rows: np.ndarray | None = None,
-    ) -> None:
-        self.items, self.features = items, features
-        self.max_window = max(1, int(round(max_window_s * SAMPLE_RATE)))
-        rows = np.arange(len(items)) if rows is None else np.asarray(rows, dtype=np.int64)
-        order = length_batches(items.durations[rows], max_items=max_items, max_total=batch_seconds)
-        self.batches = [rows[b] for b in order]
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __getitem__(self, b: int) -> dict[str, torch.Tensor]:
-        rows = self.batches[b]
+    def _windows(self, rows: np.ndarray) -> tuple[list[np.ndarray], list[int] | None]:
         waves, owner = [], []
         for k, i in enumerate(rows):
             wave = self.items.read(int(i))
             for start, stop in window_bounds(len(wave), self.max_window):
                 waves.append(wave[start:stop])
                 owner.append(k)
-        batch = self.features(waves)
-        batch["index"] = torch.from_numpy(rows.astype(np.int64))
-        if len(waves) > len(rows):
-            batch["window_owner"] = torch.tensor(owner, dtype=torch.int64)
-        if self.items.targets is not None:
-            batch["target"] = self.items.target_tensor(rows)
-        return batch
+        return waves, (owner if len(waves) > len(rows) else None)
