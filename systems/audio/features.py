@@ -29,8 +29,9 @@ class LogMelFeatures:
         self.stride = int(extractor.stride)
         self.padding_value = float(extractor.padding_value)
 
-    def log_mel(self, wave: np.ndarray) -> np.ndarray:
-        """(frames, mel bins) normalised log-mel energies of one 16 kHz waveform (at least one frame)."""
+    def log_mel(self, wave: np.ndarray, *, normalise: bool = True) -> np.ndarray:
+        """(frames, mel bins) log-mel energies of one 16 kHz waveform (at least one frame), each bin
+        normalised to zero mean and unit variance over the utterance unless ``normalise`` is False."""
         x = np.asarray(wave, dtype=np.float64) * 2**15
         if len(x) < FRAME:
             x = np.pad(x, (0, FRAME - len(x)))
@@ -41,6 +42,8 @@ class LogMelFeatures:
         emphasised[:, 0] = frames[:, 0] * (1 - PREEMPHASIS)
         power = np.abs(np.fft.rfft(emphasised * self.window, n=FFT)) ** 2
         mel = np.log(np.maximum(MEL_FLOOR, power @ self.mel_filters))
+        if not normalise:
+            return mel.astype(np.float32)
         ddof = 1 if len(mel) > 1 else 0
         return ((mel - mel.mean(0)) / np.sqrt(mel.var(0, ddof=ddof) + 1e-7)).astype(np.float32)
 

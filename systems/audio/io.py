@@ -95,7 +95,7 @@ def note_resampling(rates: np.ndarray | list[int], target: int = SAMPLE_RATE) ->
     values, counts = np.unique(rates[rates != target], return_counts=True)
     new = [(int(r), int(c)) for r, c in zip(values, counts, strict=True) if int(r) not in _noted_rates]
     if new:
-        listed = ", ".join(f"{c} file(s) at {r} Hz" for r, c in new)
+        listed = ", ".join(f"{c} file(s) at {r} Hz" if len(rates) > 1 else f"audio at {r} Hz" for r, c in new)
         tqdm.write(f"note: resampling {listed} to {target} Hz", file=sys.stderr)
         _noted_rates.update(r for r, _ in new)
 
