@@ -28,11 +28,19 @@ from sermm.systems.losses import weighted_cross_entropy
 MEAN_S, SIGMA = 5.8, 0.65
 TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
 TINY_KINDS = {
-    "w2v-bert": dict(**TINY, feature_projection_input_dim=160, conv_depthwise_kernel_size=15,
-                     mask_time_prob=0.0),
-    "wav2vec2": dict(**TINY, conv_dim=(32,) * 7, num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=4,
-                     feat_extract_norm="layer", do_stable_layer_norm=True, mask_time_prob=0.0),
-}  # fmt: skip
+    "w2v-bert": dict(
+        **TINY, feature_projection_input_dim=160, conv_depthwise_kernel_size=15, mask_time_prob=0.0
+    ),
+    "wav2vec2": dict(
+        **TINY,
+        conv_dim=(32,) * 7,
+        num_conv_pos_embeddings=32,
+        num_conv_pos_embedding_groups=4,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        mask_time_prob=0.0,
+    ),
+}
 
 
 def msp_like_durations(n: int, seed: int = 0) -> np.ndarray:
@@ -84,8 +92,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = save_random_backbone(args.kind, Path(tmp) / args.kind, **TINY_KINDS[args.kind])
         rng = np.random.default_rng(2)
-        print(f"\n== training: tiny {args.kind} (hidden 64, 2 layers), batches of 8 random 3 s chunks "
-              "(measured first, so that the peak memory is training's)")  # fmt: skip
+        print(
+            f"\n== training: tiny {args.kind} (hidden 64, 2 layers), batches of 8 random 3 s chunks "
+            "(measured first, so that the peak memory is training's)"
+        )
         for finetune in ("lora", "full"):
             model = AudioModel(load_backbone(path, finetune=finetune), 8).train()
             opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
@@ -101,14 +111,18 @@ def main() -> None:
                 loss.backward()
                 opt.step()
             rate = steps / (time.perf_counter() - start)
-            print(f"{finetune:<5}: {rate:.2f} steps/s ({rate * 8:.1f} chunks/s), "
-                  f"peak RSS {peak_rss_mb():.0f} MB (before the model: {before:.0f} MB)")  # fmt: skip
+            print(
+                f"{finetune:<5}: {rate:.2f} steps/s ({rate * 8:.1f} chunks/s), "
+                f"peak RSS {peak_rss_mb():.0f} MB (before the model: {before:.0f} MB)"
+            )
         n = args.utterances
         sub = msp_like_durations(n, seed=1)
         waves = [(0.1 * rng.standard_normal(int(d * 16000))).astype(np.float32) for d in sub]
-        print(f"\n== prediction speed: tiny {args.kind} (hidden 64, 2 layers), {n} utterances "
-              f"({sub.sum() / 60:.1f} min of audio), batches of {args.batch}, "
-              f"{args.threads} thread(s)")  # fmt: skip
+        print(
+            f"\n== prediction speed: tiny {args.kind} (hidden 64, 2 layers), {n} utterances "
+            f"({sub.sum() / 60:.1f} min of audio), batches of {args.batch}, "
+            f"{args.threads} thread(s)"
+        )
         model = AudioModel(load_backbone(path, finetune="lora"), 8).eval()
         utterances_per_second(model, waves[:4], [np.arange(4)])  # warm-up
         fast = utterances_per_second(model, waves, length_batches(sub, max_items=args.batch))

@@ -48,9 +48,17 @@ MODEL = dict(
 #: Training settings for a from-scratch model on 300 clips (the recipe's defaults are for LoRA on a
 #: pretrained backbone): higher learning rate, shorter chunks (the clips are 2 s), class weights.
 SETTINGS = [
-    "epochs=12", "lr=1e-3", "warmup_ratio=0.1", "batch_size=16", "effective_batch=16", "class_weighted=true",
-    "chunk_min_s=1.5", "chunk_max_s=2.0", "embedding_dim=128", "num_workers=0",
-]  # fmt: skip
+    "epochs=12",
+    "lr=1e-3",
+    "warmup_ratio=0.1",
+    "batch_size=16",
+    "effective_batch=16",
+    "class_weighted=true",
+    "chunk_min_s=1.5",
+    "chunk_max_s=2.0",
+    "embedding_dim=128",
+    "num_workers=0",
+]
 
 
 def folds(rows: list[dict]) -> list[tuple[str, str]]:
@@ -78,7 +86,11 @@ def baseline_features(paths: list[Path]) -> np.ndarray:
     for path in paths:
         mel = logmel.log_mel(read_audio(path), normalise=False)
         energy = np.log(np.exp(mel).sum(1))
-        out.append(np.concatenate([mel.mean(0), mel.std(0), [energy.mean(), energy.std(), energy.min(), energy.max()]]))
+        out.append(
+            np.concatenate(
+                [mel.mean(0), mel.std(0), [energy.mean(), energy.std(), energy.min(), energy.max()]]
+            )
+        )
     return np.array(out)
 
 
@@ -117,9 +129,12 @@ def main() -> None:
     log.write_text("")
     backbone = save_random_backbone("w2v-bert", WORK / "w2v-bert-scratch", **MODEL)
     X = baseline_features([args.data / r["file"] for r in rows])
-    print(f"EmoDB: {len(rows)} clips, {len(set(speakers))} speakers, {len(classes)} classes; "
-          f"model: Wav2Vec2-BERT architecture, hidden {MODEL['hidden_size']}, {MODEL['num_hidden_layers']} "
-          f"layers, random init, --finetune full; {', '.join(SETTINGS)}", flush=True)  # fmt: skip
+    print(
+        f"EmoDB: {len(rows)} clips, {len(set(speakers))} speakers, {len(classes)} classes; "
+        f"model: Wav2Vec2-BERT architecture, hidden {MODEL['hidden_size']}, {MODEL['num_hidden_layers']} "
+        f"layers, random init, --finetune full; {', '.join(SETTINGS)}",
+        flush=True,
+    )
     header = f"{'held out':<10}{'system':<28}{'UA':>8}{'macro-F1':>10}{'minutes':>9}"
     print(header)
     results: dict[str, list[tuple[float, float]]] = {"baseline": [], "system": [], "plda": []}
@@ -130,46 +145,118 @@ def main() -> None:
         write_manifest(fold / "train.csv", [r for r, t in zip(rows, test, strict=True) if not t], args.data)
         write_manifest(fold / "test.csv", [r for r, t in zip(rows, test, strict=True) if t], args.data)
         name = "+".join(pair)
-        base = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced"))
+        base = make_pipeline(
+            StandardScaler(), LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced")
+        )
         pred = base.fit(X[~test], y[~test]).predict(X[test])
         results["baseline"].append(
-            (unweighted_accuracy(y[test], pred, n_classes=len(classes)), macro_f1(y[test], pred, n_classes=len(classes)))
+            (
+                unweighted_accuracy(y[test], pred, n_classes=len(classes)),
+                macro_f1(y[test], pred, n_classes=len(classes)),
+            )
         )
-        print(f"{name:<10}{'log-mel + logistic regr.':<28}{results['baseline'][-1][0]:>8.3f}"
-              f"{results['baseline'][-1][1]:>10.3f}", flush=True)  # fmt: skip
+        print(
+            f"{name:<10}{'log-mel + logistic regr.':<28}{results['baseline'][-1][0]:>8.3f}"
+            f"{results['baseline'][-1][1]:>10.3f}",
+            flush=True,
+        )
         start = time.perf_counter()
         run_dir = fold / "run"
         sets = [a for s in SETTINGS for a in ("--set", s)]
-        run([str(BIN / "sermm-system"), "audio", "train", "--train", str(fold / "train.csv"), "--dev",
-             str(fold / "train.csv"), "--backbone", str(backbone), "--finetune", "full", "--out", str(run_dir),
-             *sets], log)  # fmt: skip
+        run(
+            [
+                str(BIN / "sermm-system"),
+                "audio",
+                "train",
+                "--train",
+                str(fold / "train.csv"),
+                "--dev",
+                str(fold / "train.csv"),
+                "--backbone",
+                str(backbone),
+                "--finetune",
+                "full",
+                "--out",
+                str(run_dir),
+                *sets,
+            ],
+            log,
+        )
         for part in ("train", "test"):
-            run([str(BIN / "sermm-system"), "audio", "predict", str(run_dir), "--manifest", str(fold / f"{part}.csv"),
-                 "--output", str(fold / f"a_{part}.csv"), "--embeddings", str(fold / f"a_{part}.emb.parquet")],
-                log)  # fmt: skip
+            run(
+                [
+                    str(BIN / "sermm-system"),
+                    "audio",
+                    "predict",
+                    str(run_dir),
+                    "--manifest",
+                    str(fold / f"{part}.csv"),
+                    "--output",
+                    str(fold / f"a_{part}.csv"),
+                    "--embeddings",
+                    str(fold / f"a_{part}.emb.parquet"),
+                ],
+                log,
+            )
         minutes = (time.perf_counter() - start) / 60
         test_ids = [i for i, t in zip(ids, test, strict=True) if t]
         P = read_posteriors(fold / "a_test.csv", test_ids, classes)
         pred = P.argmax(1)
         results["system"].append(
-            (unweighted_accuracy(y[test], pred, n_classes=len(classes)), macro_f1(y[test], pred, n_classes=len(classes)))
+            (
+                unweighted_accuracy(y[test], pred, n_classes=len(classes)),
+                macro_f1(y[test], pred, n_classes=len(classes)),
+            )
         )
-        print(f"{name:<10}{'sermm audio (w2v-bert arch.)':<28}{results['system'][-1][0]:>8.3f}"
-              f"{results['system'][-1][1]:>10.3f}{minutes:>9.1f}", flush=True)  # fmt: skip
+        print(
+            f"{name:<10}{'sermm audio (w2v-bert arch.)':<28}{results['system'][-1][0]:>8.3f}"
+            f"{results['system'][-1][1]:>10.3f}{minutes:>9.1f}",
+            flush=True,
+        )
         # PLDA fitted on the training speakers' embeddings, applied to the held-out pair
-        run([str(BIN / "sermm-fuse"), "plda", "--inputs", str(fold / "a_train.emb.parquet"), "--labels",
-             str(fold / "train.csv"), "--save", str(fold / "plda.json")], log)  # fmt: skip
-        run([str(BIN / "sermm-fuse"), "apply", str(fold / "plda.json"), "--inputs", str(fold / "a_test.emb.parquet"),
-             "--output", str(fold / "plda_test.csv")], log)  # fmt: skip
+        run(
+            [
+                str(BIN / "sermm-fuse"),
+                "plda",
+                "--inputs",
+                str(fold / "a_train.emb.parquet"),
+                "--labels",
+                str(fold / "train.csv"),
+                "--save",
+                str(fold / "plda.json"),
+            ],
+            log,
+        )
+        run(
+            [
+                str(BIN / "sermm-fuse"),
+                "apply",
+                str(fold / "plda.json"),
+                "--inputs",
+                str(fold / "a_test.emb.parquet"),
+                "--output",
+                str(fold / "plda_test.csv"),
+            ],
+            log,
+        )
         pred = read_posteriors(fold / "plda_test.csv", test_ids, classes).argmax(1)
         results["plda"].append(
-            (unweighted_accuracy(y[test], pred, n_classes=len(classes)), macro_f1(y[test], pred, n_classes=len(classes)))
+            (
+                unweighted_accuracy(y[test], pred, n_classes=len(classes)),
+                macro_f1(y[test], pred, n_classes=len(classes)),
+            )
         )
-        print(f"{name:<10}{'  embeddings -> LDA + PLDA':<28}{results['plda'][-1][0]:>8.3f}"
-              f"{results['plda'][-1][1]:>10.3f}", flush=True)  # fmt: skip
+        print(
+            f"{name:<10}{'  embeddings -> LDA + PLDA':<28}{results['plda'][-1][0]:>8.3f}"
+            f"{results['plda'][-1][1]:>10.3f}",
+            flush=True,
+        )
     print("\nmean over folds")
-    labels = {"baseline": "log-mel + logistic regr.", "system": "sermm audio (w2v-bert arch.)",
-              "plda": "  embeddings -> LDA + PLDA"}  # fmt: skip
+    labels = {
+        "baseline": "log-mel + logistic regr.",
+        "system": "sermm audio (w2v-bert arch.)",
+        "plda": "  embeddings -> LDA + PLDA",
+    }
     for key, values in results.items():
         ua, f1 = np.mean(values, axis=0)
         print(f"{'':<10}{labels[key]:<28}{ua:>8.3f}{f1:>10.3f}")

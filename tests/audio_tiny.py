@@ -68,8 +68,9 @@ def make_backbone(kind: str, root: Path, **overrides) -> Path:
     torch.manual_seed(0)
     out = root / f"{kind}{'-' + '-'.join(overrides) if overrides else ''}"
     logmel = SeamlessM4TFeatureExtractor(padding_value=1.0)
-    wave = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
-                                    return_attention_mask=True)  # fmt: skip
+    wave = Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=True
+    )
     if kind == "w2v-bert":
         model, fe = Wav2Vec2BertModel(Wav2Vec2BertConfig(**{**W2V_BERT, **overrides})), logmel
     elif kind == "sonar":

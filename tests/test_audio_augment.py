@@ -37,8 +37,9 @@ def test_augmenter_adds_noise_from_a_user_folder_at_a_random_snr_in_the_range(tm
         write_wav(
             tmp_path / "noise" / f"n{i}.wav", (0.1 * rng.standard_normal(4000 + 20000 * i)), subtype="FLOAT"
         )
-    aug = Augmenter(AugmentSettings(noise=str(tmp_path / "noise"), snr_min_db=3, snr_max_db=6, noise_prob=1.0,
-                                    speeds=()))  # fmt: skip
+    aug = Augmenter(
+        AugmentSettings(noise=str(tmp_path / "noise"), snr_min_db=3, snr_max_db=6, noise_prob=1.0, speeds=())
+    )
     speech = tone(1.0)
     for seed in range(4):
         out = aug(speech, np.random.default_rng(seed))

@@ -37,8 +37,16 @@ DECODER_LAYER = [
     f"{block}.{proj}.{{p}}"
     for block in ("self_attn", "encoder_decoder_attn")
     for proj in ("q_proj", "k_proj", "v_proj", "output_proj")
-] + [f"{n}.{{p}}" for n in ("self_attn_layer_norm", "encoder_decoder_attn_layer_norm", "ffn.inner_proj",
-                            "ffn.output_proj", "ffn_layer_norm")]  # fmt: skip
+] + [
+    f"{n}.{{p}}"
+    for n in (
+        "self_attn_layer_norm",
+        "encoder_decoder_attn_layer_norm",
+        "ffn.inner_proj",
+        "ffn.output_proj",
+        "ffn_layer_norm",
+    )
+]
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
@@ -112,8 +120,10 @@ def test_config_sizes_come_from_the_checkpoint():
     model = tiny_sonar()
     fs2_config = SimpleNamespace(
         w2v2_encoder_config=SimpleNamespace(num_encoder_attn_heads=2, depthwise_conv_kernel_size=3),
-        num_decoder_attn_heads=2, dropout_p=0.1, final_dropout_p=0.1,
-    )  # fmt: skip
+        num_decoder_attn_heads=2,
+        dropout_p=0.1,
+        final_dropout_p=0.1,
+    )
     config = sermm_config(fs2_config, fairseq2_state(model))
     assert (
         config.conv_norm == "batch_norm" and config.num_decoder_layers == 2 and config.decoder_ffn_dim == 64

@@ -92,8 +92,9 @@ def test_non_finite_samples_are_refused(tmp_path):
 
 def test_probe_with_skip_bad_collects_the_bad_files(tmp_path):
     good = write_wav(tmp_path / "good.wav", tone(0.2))
-    infos, bad = probe_audio([good, tmp_path / "gone.wav"], source="m.csv", lines=[2, 3], skip_bad=True,
-                             progress=False)  # fmt: skip
+    infos, bad = probe_audio(
+        [good, tmp_path / "gone.wav"], source="m.csv", lines=[2, 3], skip_bad=True, progress=False
+    )
     assert infos[1] is None and infos[0].frames == 3200
     assert bad == [f"m.csv: line 3: {tmp_path / 'gone.wav'}: audio file not found"]
     with pytest.raises(SermmError, match="gone.wav: audio file not found"):

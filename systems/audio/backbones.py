@@ -12,10 +12,11 @@ The kind is read from the checkpoint's own ``config.json`` (``model_type``); ``k
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +28,9 @@ from torch import nn
 from sermm.errors import SermmError
 from sermm.systems.audio.features import LogMelFeatures
 from sermm.systems.audio.io import SAMPLE_RATE
+from sermm.systems.audio.kinds import FINETUNE_MODES, KINDS, LAYER_MODES
 from sermm.systems.audio.sonar import SONAR_MODEL_TYPE, SonarSpeechEncoder, resolve_dir
 
-KINDS = ("w2v-bert", "sonar", "wav2vec2", "xls-r", "hubert", "wavlm")
 #: ``model_type`` of a checkpoint's config → backbone kind.
 MODEL_TYPE_KINDS = {
     "wav2vec2-bert": "w2v-bert",
@@ -55,8 +56,6 @@ LORA_TARGETS = {
     "hubert": ("q_proj", "v_proj"),
     "wavlm": ("q_proj", "v_proj"),
 }
-FINETUNE_MODES = ("lora", "full", "frozen")
-LAYER_MODES = ("last", "weighted")
 
 
 @dataclass
@@ -118,8 +117,14 @@ def w2vbert_output_lengths(lengths: torch.Tensor, config, *, adapter: bool) -> t
     if adapter and getattr(config, "add_adapter", False):
         pad = config.adapter_kernel_size // 2
         for _ in range(config.num_adapter_layers):
-            lengths = torch.div(lengths + 2 * pad - config.adapter_kernel_size, config.adapter_stride,
-                                rounding_mode="floor") + 1  # fmt: skip
+            lengths = (
+                torch.div(
+                    lengths + 2 * pad - config.adapter_kernel_size,
+                    config.adapter_stride,
+                    rounding_mode="floor",
+                )
+                + 1
+            )
     return lengths
 
 
@@ -171,6 +176,36 @@ def route_wavlm_attention(model: nn.Module) -> None:
             module.torch_multi_head_self_attention = types.MethodType(_wavlm_attention, module)
 
 
+class WaveformFeatures:
+    """A ``Wav2Vec2FeatureExtractor`` on a batch: waveforms normalised as the checkpoint says, padded
+    with its padding value, and the sample-level ``attention_mask``."""
+
+    def __init__(self, extractor) -> None:
+        self.extractor = extractor
+
+    def __call__(self, waves: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
+        out = self.extractor(
+            [np.asarray(w, dtype=np.float32) for w in waves],
+            sampling_rate=SAMPLE_RATE,
+            padding=True,
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
+        return {"input_values": out["input_values"], "attention_mask": out["attention_mask"]}
+
+
+def make_features(kind: str, extractor) -> Callable[[Sequence[np.ndarray]], dict[str, torch.Tensor]]:
+    """The batch featuriser of a backbone kind: stacked log-mel (w2v-bert, SONAR) or waveforms."""
+    return LogMelFeatures(extractor) if kind in ("w2v-bert", "sonar") else WaveformFeatures(extractor)
+
+
+def load_features(name_or_path: str | os.PathLike, kind: str | None = None):
+    """The featuriser of a checkpoint without loading its weights (what data loaders need)."""
+    kind = detect_kind(name_or_path, kind)
+    root = name_or_path if kind != "sonar" else resolve_dir(name_or_path)
+    return make_features(kind, _feature_extractor(kind, str(root)))
+
+
 class AudioBackbone(nn.Module):
     """A speech encoder, its feature extractor and the way to read its frames.
 
@@ -178,14 +213,15 @@ class AudioBackbone(nn.Module):
     loader); :meth:`forward` maps those inputs to (B, T, E) states and the (B, T) bool frame mask.
     """
 
-    def __init__(self, model: nn.Module, feature_extractor, kind: str, *, layers: str = "last",
-                 name: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, model: nn.Module, feature_extractor, kind: str, *, layers: str = "last", name: str | None = None
+    ) -> None:
         super().__init__()
         if layers not in LAYER_MODES:
             raise SermmError(f"layers must be one of {', '.join(LAYER_MODES)}, got {layers!r}")
         self.model = model
         self.feature_extractor = feature_extractor
-        self._log_mel = LogMelFeatures(feature_extractor) if kind in ("w2v-bert", "sonar") else None
+        self._features = make_features(kind, feature_extractor)
         self.kind = kind
         self.layers = layers
         self.name = name
@@ -206,16 +242,7 @@ class AudioBackbone(nn.Module):
 
     def features(self, waves: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
         """Padded model inputs and their ``attention_mask`` for 16 kHz mono waveforms."""
-        if self.input_name == "input_features":
-            return self._log_mel(waves)
-        out = self.feature_extractor(
-            [np.asarray(w, dtype=np.float32) for w in waves],
-            sampling_rate=SAMPLE_RATE,
-            padding=True,
-            return_attention_mask=True,
-            return_tensors="pt",
-        )
-        return {self.input_name: out[self.input_name], "attention_mask": out["attention_mask"]}
+        return self._features(waves)
 
     def frame_mask(self, attention_mask: torch.Tensor, n_frames: int, *, adapter: bool) -> torch.Tensor:
         """The (B, n_frames) bool mask of the model's output frames for an input ``attention_mask``."""
@@ -248,7 +275,8 @@ class AudioBackbone(nn.Module):
         return hidden, self.frame_mask(attention_mask, hidden.shape[1], adapter=not weighted)
 
 
-def _feature_extractor(kind: str, root: str | os.PathLike):
+@functools.lru_cache(maxsize=8)
+def _feature_extractor(kind: str, root: str):
     """The checkpoint's own feature extractor, or the defaults its architecture ships with (said once)."""
     from transformers import SeamlessM4TFeatureExtractor, Wav2Vec2FeatureExtractor
 
@@ -262,8 +290,13 @@ def _feature_extractor(kind: str, root: str | os.PathLike):
             return cls(
                 feature_size=80, num_mel_bins=80, stride=2, padding_value=1.0, sampling_rate=SAMPLE_RATE
             )
-        return cls(feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True,
-                   return_attention_mask=True)  # fmt: skip
+        return cls(
+            feature_size=1,
+            sampling_rate=SAMPLE_RATE,
+            padding_value=0.0,
+            do_normalize=True,
+            return_attention_mask=True,
+        )
 
 
 def _load_model(kind: str, name_or_path: str | os.PathLike, overrides: dict) -> nn.Module:
@@ -295,8 +328,9 @@ def apply_finetuning(backbone: AudioBackbone, mode: str, lora: LoraSettings | No
 
         lora = lora or LoraSettings()
         targets = list(lora.targets or LORA_TARGETS[backbone.kind])
-        config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                            target_modules=targets, bias="none")  # fmt: skip
+        config = LoraConfig(
+            r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets, bias="none"
+        )
         try:
             backbone.model = get_peft_model(model, config)
         except ValueError as exc:
@@ -332,7 +366,7 @@ def load_backbone(
     if gradient_checkpointing:
         model.gradient_checkpointing_enable()
     backbone = AudioBackbone(
-        model, _feature_extractor(kind, root), kind, layers=layers, name=str(name_or_path)
+        model, _feature_extractor(kind, str(root)), kind, layers=layers, name=str(name_or_path)
     )
     return apply_finetuning(backbone, finetune, lora)
 

@@ -164,8 +164,9 @@ def check(fs2, model, audio: Path) -> None:  # pragma: no cover - needs fairseq2
     )({"waveform": wave[:, None], "sample_rate": SAMPLE_RATE, "format": -1})["fbank"]
     with torch.no_grad():
         reference = fs2(SequenceBatch(fbank[None], None)).sentence_embeddings
-        inputs = SeamlessM4TFeatureExtractor(padding_value=1.0)(wave.numpy(), sampling_rate=SAMPLE_RATE,
-                                                                return_tensors="pt")  # fmt: skip
+        inputs = SeamlessM4TFeatureExtractor(padding_value=1.0)(
+            wave.numpy(), sampling_rate=SAMPLE_RATE, return_tensors="pt"
+        )
         ours = model(inputs["input_features"], inputs["attention_mask"])
     gap = float((reference - ours).abs().max())
     print(f"largest difference of the sentence embeddings: {gap:.2e}")

@@ -49,8 +49,9 @@ class AudioItems:
     def read(self, i: int, offset: float = 0.0, duration: float | None = None) -> np.ndarray:
         """Utterance ``i`` (or ``duration`` s of it from ``offset``) at 16 kHz."""
         line = None if self.lines is None else self.lines[i]
-        return read_audio(self.paths[i], offset=offset, duration=duration, source=self.source, line=line,
-                          info=self.infos[i])  # fmt: skip
+        return read_audio(
+            self.paths[i], offset=offset, duration=duration, source=self.source, line=line, info=self.infos[i]
+        )
 
     def target_tensor(self, rows: np.ndarray) -> torch.Tensor:
         """The targets of ``rows``: LongTensor class indices or FloatTensor (B, 3)."""

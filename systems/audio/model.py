@@ -14,10 +14,9 @@ from torch import nn
 
 from sermm.errors import SermmError
 from sermm.systems.audio.backbones import AudioBackbone
+from sermm.systems.audio.kinds import POOLINGS
 from sermm.systems.heads import TASKS, EmbeddingHead, OutputHead
 from sermm.systems.pooling import AttentivePooling, MeanPooling
-
-POOLINGS = ("attentive", "mean")
 
 
 def average_windows(values: torch.Tensor, owner: torch.Tensor, n: int) -> torch.Tensor:

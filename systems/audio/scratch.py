@@ -52,6 +52,11 @@ def save_random_backbone(kind: str, directory: str | os.PathLike, *, seed: int =
     if kind in ("w2v-bert", "sonar"):
         SeamlessM4TFeatureExtractor(padding_value=1.0).save_pretrained(out)
     else:
-        Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
-                                 return_attention_mask=True).save_pretrained(out)  # fmt: skip
+        Wav2Vec2FeatureExtractor(
+            feature_size=1,
+            sampling_rate=16000,
+            padding_value=0.0,
+            do_normalize=True,
+            return_attention_mask=True,
+        ).save_pretrained(out)
     return out
