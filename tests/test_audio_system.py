@@ -352,3 +352,17 @@ def test_bad_prediction_inputs_and_foreign_runs_are_one_line_and_write_nothing(t
         train_cli(corpus, trained[2].backbone, out, "--resume", "--task", "attributes", *sets()),
         "trained for the categorical task, not attributes",
     )
+
+
+def test_a_bad_backbone_or_corpus_stops_training_before_the_run_directory_exists(
+    corpus, checkpoints, tmp_path
+):
+    one_line(
+        train_cli(corpus, tmp_path / "nowhere", tmp_path / "r1", *sets()),
+        "cannot read the backbone's config.json",
+    )
+    one_line(
+        train_cli(corpus, checkpoints["wavlm"], tmp_path / "r2", *sets(f"noise={tmp_path / 'no-noise'}")),
+        "noise corpus not found",
+    )
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()

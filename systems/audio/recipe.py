@@ -47,6 +47,14 @@ class AudioRecipe:
             frozen_backbone=config.finetune == "frozen",
         )
 
+    def check_config(self, config: AudioConfig) -> None:
+        """Before training writes anything: the backbone's config and feature extractor can be read,
+        and the augmentation corpora exist and hold audio."""
+        load_features(config.backbone, config.kind or None)
+        settings = config.augment()
+        if settings is not None:
+            Augmenter(settings)
+
     def validate(self, manifest: Manifest, *, skip_bad: bool) -> Manifest:
         """Read every audio header (missing, empty, unreadable or zero-length files are one error);
         with ``skip_bad`` such rows are dropped and listed on stderr."""
