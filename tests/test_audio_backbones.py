@@ -200,3 +200,21 @@ def test_sonar_directory_round_trip_and_bad_directories(checkpoints, tmp_path):
     (tmp_path / "again" / "model.safetensors").unlink()
     with pytest.raises(SermmError, match="SONAR weights not found"):
         SonarSpeechEncoder.from_pretrained(tmp_path / "again")
+
+
+@pytest.mark.parametrize("kind", ["w2v-bert", "sonar", "wavlm"])
+def test_gradient_checkpointing_still_trains_the_adapters(checkpoints, kind):
+    plain = AudioModel(load(checkpoints, kind, finetune="lora"), 3).train()
+    torch.manual_seed(0)
+    saved = AudioModel(load(checkpoints, kind, finetune="lora", gradient_checkpointing=True), 3).train()
+    saved.load_state_dict(plain.state_dict())
+    batch = plain.backbone.features([tone(0.5, seed=i) for i in range(3)])
+    assert any(getattr(m, "gradient_checkpointing", False) is True for m in saved.modules())
+    for model in (plain, saved):
+        torch.manual_seed(1)  # the same dropout masks (checkpointing replays the random state)
+        weighted_cross_entropy(model(batch)["scores"], torch.tensor([0, 1, 2])).backward()
+    grads = {n: p.grad for n, p in plain.named_parameters() if "lora_B" in n}
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads.values())
+    for name, p in saved.named_parameters():
+        if name in grads:
+            torch.testing.assert_close(p.grad, grads[name], rtol=1e-4, atol=1e-6)

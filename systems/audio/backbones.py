@@ -364,7 +364,8 @@ def load_backbone(
     if kind == "wavlm":
         route_wavlm_attention(model)
     if gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        # non-reentrant checkpointing lets gradients reach LoRA adapters inside a frozen base
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     backbone = AudioBackbone(
         model, _feature_extractor(kind, str(root)), kind, layers=layers, name=str(name_or_path)
     )
