@@ -112,6 +112,15 @@ def read_posteriors(path: Path, ids: list[str], classes: list[str]) -> np.ndarra
     return pd.read_csv(path).set_index("id").loc[ids][classes].to_numpy()
 
 
+def split_embeddings(path: Path, ids: list[str], test: np.ndarray, fold: Path) -> None:
+    """The embedding file of all clips as a_train/a_test.emb.parquet (the training and held-out clips)."""
+    import pandas as pd
+
+    table = pd.read_parquet(path).set_index("id").loc[ids]
+    for part, rows in (("train", ~test), ("test", test)):
+        table[rows].reset_index().to_parquet(fold / f"a_{part}.emb.parquet", index=False)
+
+
 def sermm(tool: str, *args: object) -> list[str]:
     return [str(BIN / tool), *map(str, args)]
 
@@ -193,22 +202,23 @@ def main() -> None:
             ),
             log,
         )
-        for part in ("train", "test"):
-            run(
-                sermm(
-                    "sermm-system",
-                    "audio",
-                    "predict",
-                    run_dir,
-                    "--manifest",
-                    fold / f"{part}.csv",
-                    "--output",
-                    fold / f"a_{part}.csv",
-                    "--embeddings",
-                    fold / f"a_{part}.emb.parquet",
-                ),
-                log,
-            )
+        write_manifest(fold / "all.csv", rows, args.data)  # one process scores both sides of the fold
+        run(
+            sermm(
+                "sermm-system",
+                "audio",
+                "predict",
+                run_dir,
+                "--manifest",
+                fold / "all.csv",
+                "--output",
+                fold / "a_all.csv",
+                "--embeddings",
+                fold / "a_all.emb.parquet",
+            ),
+            log,
+        )
+        split_embeddings(fold / "a_all.emb.parquet", ids, test, fold)
         minutes = (time.perf_counter() - start) / 60
         score(
             "system",
