@@ -18,7 +18,6 @@ import sys
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -213,9 +212,7 @@ class AudioBackbone(nn.Module):
     loader); :meth:`forward` maps those inputs to (B, T, E) states and the (B, T) bool frame mask.
     """
 
-    def __init__(
-        self, model: nn.Module, feature_extractor, kind: str, *, layers: str = "last", name: str | None = None
-    ) -> None:
+    def __init__(self, model: nn.Module, feature_extractor, kind: str, *, layers: str = "last") -> None:
         super().__init__()
         if layers not in LAYER_MODES:
             raise SermmError(f"layers must be one of {', '.join(LAYER_MODES)}, got {layers!r}")
@@ -224,7 +221,6 @@ class AudioBackbone(nn.Module):
         self._features = make_features(kind, feature_extractor)
         self.kind = kind
         self.layers = layers
-        self.name = name
         config = self.base_model.encoder.config if kind == "sonar" else self.base_model.config
         self.hidden_size = int(config.hidden_size)
         self.layer_mix = LayerMix(config.num_hidden_layers + 1) if layers == "weighted" else None
@@ -366,13 +362,5 @@ def load_backbone(
     if gradient_checkpointing:
         # non-reentrant checkpointing lets gradients reach LoRA adapters inside a frozen base
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    backbone = AudioBackbone(
-        model, _feature_extractor(kind, str(root)), kind, layers=layers, name=str(name_or_path)
-    )
+    backbone = AudioBackbone(model, _feature_extractor(kind, str(root)), kind, layers=layers)
     return apply_finetuning(backbone, finetune, lora)
-
-
-def backbone_source(name_or_path: str | os.PathLike) -> str:
-    """How a run records its backbone: an absolute path for a local directory, else the Hub id."""
-    path = Path(name_or_path)
-    return str(path.resolve()) if path.is_dir() else str(name_or_path)

@@ -59,6 +59,12 @@ class AudioItems:
         return torch.from_numpy(values.astype(np.int64 if values.ndim == 1 else np.float32))
 
 
+def batch_lengths(durations: np.ndarray, *, train: bool, chunk_max_s: float) -> np.ndarray:
+    """What length bucketing sorts by: seconds, and in training at most the longest chunk (every
+    longer utterance gives a chunk of the batch's one length)."""
+    return np.minimum(durations, chunk_max_s) if train else durations
+
+
 def window_bounds(n_samples: int, max_samples: int) -> list[tuple[int, int]]:
     """Cut ``n_samples`` into the fewest equal windows of at most ``max_samples`` (start, stop)."""
     count = max(1, math.ceil(n_samples / max_samples))
@@ -109,8 +115,7 @@ class AudioDataset(Dataset):
 
     def lengths(self) -> np.ndarray:
         """Each row's input length in seconds for batching (in training, at most the longest chunk)."""
-        durations = self.items.durations
-        return np.minimum(durations, self.chunk[1]) if self.train else durations
+        return batch_lengths(self.items.durations, train=self.train, chunk_max_s=self.chunk[1])
 
     def collate(self, rows: Sequence[int]) -> dict[str, torch.Tensor]:
         rows = np.asarray(rows, dtype=np.int64)

@@ -11,7 +11,7 @@ from sermm.errors import SermmError
 from sermm.systems.audio.augment import Augmenter
 from sermm.systems.audio.backbones import load_backbone, load_features
 from sermm.systems.audio.config import AudioConfig
-from sermm.systems.audio.data import AudioDataset, AudioItems
+from sermm.systems.audio.data import AudioDataset, AudioItems, batch_lengths
 from sermm.systems.audio.io import AudioInfo, probe_audio
 from sermm.systems.audio.model import AudioModel
 from sermm.systems.manifest import Inventory, Manifest
@@ -99,5 +99,4 @@ class AudioRecipe:
 
     def lengths(self, manifest: Manifest, config: AudioConfig, *, train: bool) -> np.ndarray:
         """Seconds of audio per row (in training at most the longest chunk)."""
-        durations = self._items(manifest).durations
-        return np.minimum(durations, config.chunk_max_s) if train else durations
+        return batch_lengths(self._items(manifest).durations, train=train, chunk_max_s=config.chunk_max_s)

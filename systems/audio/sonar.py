@@ -179,8 +179,6 @@ class SonarAttentionPooler(nn.Module):
 class SonarSpeechEncoder(nn.Module):
     """Conformer → LayerNorm → dropout → attention pooler: a SONAR speech sentence embedding (B, E)."""
 
-    main_input_name = "input_features"
-
     def __init__(self, config: SonarSpeechConfig) -> None:
         super().__init__()
         if config.conv_norm not in ("batch_norm", "layer_norm"):
@@ -195,10 +193,6 @@ class SonarSpeechEncoder(nn.Module):
         self.layer_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         self.final_dropout = nn.Dropout(config.final_dropout)
         self.pooler = SonarAttentionPooler(dim, config)
-
-    @property
-    def hidden_size(self) -> int:
-        return self.encoder.config.hidden_size
 
     def frames(
         self,
