@@ -136,6 +136,9 @@ def make_accelerator(config: SystemConfig) -> Any:
         precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
     return Accelerator(
         mixed_precision=precision,
+        # without a GPU, cpu=True is what makes accelerate see torchrun's ranks (MULTI_CPU over gloo);
+        # otherwise every process would think it is alone, score everything and merge at once
+        cpu=not torch.cuda.is_available(),
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
 
