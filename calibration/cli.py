@@ -23,6 +23,7 @@ from sermm.labels import read_labels
 from sermm.metrics import confusion_matrix, macro_f1_from_confusion
 from sermm.modelfile import load_model, save_model
 from sermm.priors import parse_prior, prior_from_mapping
+from sermm.sidecar import Sidecar
 from sermm.tables import ScoreTable, write_decisions, write_scores
 
 # ---------------------------------------------------------------------------
@@ -43,20 +44,18 @@ def prior_from_labels(path: str, classes: list[str], split: str | None) -> np.nd
 
 
 def prior_from_sidecar(table: ScoreTable) -> tuple[np.ndarray, str] | None:
-    """The training prior in the input's sidecar, or in the fusion model the sidecar names."""
-    meta, sidecar = table.meta, f"{table.path}.meta.json"
-    if meta.get("train_prior") is not None:
-        prior = prior_from_mapping(
-            meta["train_prior"], table.columns, f"{sidecar}: train_prior", meta.get("classes")
-        )
-        return prior, sidecar
-    model = meta.get("model")
-    if not isinstance(model, str) or not model:
+    """The training prior in the input's sidecar, or in the one model the sidecar names."""
+    meta, sidecar = table.sidecar, f"{table.path}.meta.json"
+    if meta is None:
         return None
-    candidates = [Path(model), Path(table.path or ".").parent / model]
-    found = next((p for p in candidates if p.is_file()), None)
-    if found is None:
-        raise SermmError(f"{sidecar}: names the model '{model}', which does not exist")
+    if meta.train_prior is not None:
+        prior = prior_from_mapping(meta.train_prior, table.columns, f"{sidecar}: train_prior", meta.classes)
+        return prior, sidecar
+    if len(meta.models) != 1:
+        return None
+    found = Path(meta.models[0])
+    if not found.is_file():
+        raise SermmError(f"{sidecar}: names the model '{found}', which does not exist")
     doc = load_model(found)
     if doc.get("train_prior") is None:
         return None
@@ -176,17 +175,14 @@ def write_output(path: str, table: ScoreTable, calibrators: list[Calibrator], P:
     prior = sidecar_prior(table)
     for calibrator in calibrators:
         prior = calibrator.output_prior(prior)
-    meta = {
-        "system": "+".join([table.system, *(c.method for c in calibrators)]),
-        "classes": table.columns,
-        "values": "probability",
-        "calibrated_from": table.path,
-    }
-    if models:
-        meta["calibration_models"] = models
-    if prior is not None:
-        meta["train_prior"] = {c: float(p) for c, p in zip(table.columns, prior, strict=True)}
-    write_scores(table.replace(values=P, kind="posterior", meta=meta, path=path), path, meta=meta)
+    sidecar = Sidecar(
+        system="+".join([table.system, *(c.method for c in calibrators)]),
+        classes=table.columns,
+        train_prior=None if prior is None else dict(zip(table.columns, prior.tolist(), strict=True)),
+        inputs=[table.path],
+        models=models,
+    )
+    write_scores(table.replace(values=P, kind="posterior", sidecar=sidecar, path=path), path, sidecar=sidecar)
     click.echo(f"wrote calibrated posteriors ({len(table)} rows): {path}")
 
 

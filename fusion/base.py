@@ -23,7 +23,7 @@ import numpy as np
 from sermm.errors import SermmError
 from sermm.metrics import categorical_summary, ccc
 from sermm.modelfile import from_registry
-from sermm.tables import ScoreTable
+from sermm.tables import ScoreTable, shared_train_prior
 
 #: method name -> fuser class; filled by :func:`register`.
 REGISTRY: dict[str, type[Fuser]] = {}
@@ -322,7 +322,7 @@ class Fuser(Params):
         self.dims_ = [b.shape[1] for b in blocks]
         if tables is not None:
             self.systems_ = [t.system for t in tables]
-            self.named_by_sidecar_ = all(bool(t.meta.get("system")) for t in tables)
+            self.named_by_sidecar_ = all(t.sidecar is not None and bool(t.sidecar.system) for t in tables)
         else:
             self.systems_ = [f"system{j + 1}" for j in range(len(blocks))]
             self.named_by_sidecar_ = False
@@ -343,15 +343,7 @@ class Fuser(Params):
         """
         if self.output_kind_ != "posterior" or not tables:
             return None
-        priors = [t.meta.get("train_prior") for t in tables]
-        first = priors[0]
-        if not isinstance(first, dict) or any(p != first for p in priors):
-            return None
-        try:
-            values = np.array([float(first[c]) for c in self.columns_])
-        except (KeyError, TypeError, ValueError):
-            return None
-        return values / values.sum() if values.sum() > 0 else None
+        return shared_train_prior(tables, self.columns_)
 
     def _embedding_classes(self, y: Any) -> list[str]:
         """Classes of an embedding fuser: the ``classes`` parameter, else the sorted label names."""

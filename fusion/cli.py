@@ -25,7 +25,7 @@ from sermm.fusion.io import (
     load_for_model,
     metric_names,
     metrics_table,
-    output_meta,
+    output_sidecar,
     read_groups,
     write_fused,
     write_report,
@@ -194,7 +194,7 @@ def run_training(fuser: Fuser, opts: dict[str, Any]) -> None:
         (opts["cv_output"], oof, {"cross_validated": True}),
     ):
         if path:
-            meta = output_meta(
+            sidecar = output_sidecar(
                 method,
                 fuser.columns_,
                 fuser.output_kind_,
@@ -203,7 +203,7 @@ def run_training(fuser: Fuser, opts: dict[str, Any]) -> None:
                 train_prior=prior,
                 extra=extra,
             )
-            write_fused(aligned.id_column, values, fuser.columns_, fuser.output_kind_, path, meta)
+            write_fused(aligned.id_column, values, fuser.columns_, fuser.output_kind_, path, sidecar)
 
     what = "attributes" if fuser.output_kind_ == "attribute" else "classes"
     header = (
@@ -463,7 +463,7 @@ def apply(
         write_decisions(aligned.id_column, np.asarray(fuser.columns_, dtype=object)[decisions], output)
     else:
         prior = None if chain else doc.get("train_prior")
-        meta = output_meta(
+        sidecar = output_sidecar(
             fuser.method,
             fuser.columns_,
             fuser.output_kind_,
@@ -472,7 +472,7 @@ def apply(
             train_prior=prior,
             extra={"calibration": list(then)} if then else None,
         )
-        write_fused(aligned.id_column, fused, fuser.columns_, fuser.output_kind_, output, meta)
+        write_fused(aligned.id_column, fused, fuser.columns_, fuser.output_kind_, output, sidecar)
     click.echo(
         f"{fuser.method} ({model}): {len(inputs)} systems, {len(aligned.tables[0]):,} rows -> {output}"
         + (f" (then {', '.join(then)})" if then else "")

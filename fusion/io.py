@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ from sermm.align import Aligned, align_ids
 from sermm.atomic import write_text
 from sermm.errors import SermmError
 from sermm.labels import read_labels
+from sermm.sidecar import Sidecar
 from sermm.tables import (
     IdColumn,
     ScoreTable,
@@ -88,7 +88,7 @@ def load_for_model(
             raise SermmError(f"{path} holds {found}s, but {source} fuses {kind} files")
         tables.append(read_scores(path, kind=kind, scores=scores, classes=subset))  # type: ignore[arg-type]
         pa.default_memory_pool().release_unused()  # the reader's scratch memory, before the next file
-    named = [t.meta.get("system") for t in tables]
+    named = [None if t.sidecar is None else t.sidecar.system for t in tables]
     if doc.get("system_names_from_sidecar") and all(named):
         for table, name in zip(tables, named, strict=True):
             if name not in systems:
@@ -119,7 +119,7 @@ def load_for_model(
     return align_ids(tables, label_table, on_missing=on_missing)  # type: ignore[arg-type]
 
 
-def output_meta(
+def output_sidecar(
     method: str,
     columns: list[str],
     kind: str,
@@ -128,27 +128,22 @@ def output_meta(
     model: str | None,
     train_prior: dict | None = None,
     extra: dict | None = None,
-) -> dict:
+) -> Sidecar:
     """The sidecar of a fused score file."""
-    meta: dict = {"system": f"fusion-{method}"}
+    models = [model] if model else []
     if kind == "attribute":
-        meta.update(attributes=list(columns), values="regression")
-    else:
-        meta.update(classes=list(columns), values="probability")
-        if train_prior is not None:
-            meta["train_prior"] = train_prior
-    meta.update(model=model, inputs=list(inputs))
-    meta.update(extra or {})
-    meta["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return meta
+        return Sidecar(system=f"fusion-{method}", values="regression", inputs=list(inputs), models=models,
+                       extra={"attributes": list(columns), **(extra or {})})
+    return Sidecar(system=f"fusion-{method}", classes=list(columns), values="probability",
+                   train_prior=train_prior, inputs=list(inputs), models=models, extra=dict(extra or {}))
 
 
 def write_fused(
-    ids: np.ndarray | IdColumn, values: np.ndarray, columns: list[str], kind: str, path: str, meta: dict
+    ids: np.ndarray | IdColumn, values: np.ndarray, columns: list[str], kind: str, path: str, sidecar: Sidecar
 ) -> None:
     """Write fused scores (CSV or Parquet by extension) with their sidecar."""
     table = ScoreTable(ids, values, list(columns), "attribute" if kind == "attribute" else "posterior")
-    write_scores(table, path, meta=meta)
+    write_scores(table, path, sidecar=sidecar)
 
 
 def metrics_table(rows: list[tuple[str, dict]], names: dict[str, str], *, markdown: bool) -> str:

@@ -43,13 +43,13 @@ from sermm.metrics import (
     confusion_matrix,
     per_class_scores_from_confusion,
 )
+from sermm.sidecar import read_sidecar
 from sermm.tables import (
     ATTRIBUTES,
     ScoreTable,
     header_names,
     parse_classes,
     read_attributes,
-    read_meta,
     read_posteriors,
     sniff_kind,
 )
@@ -189,7 +189,7 @@ def _load_categorical(
             table = decided[i].take(np.flatnonzero(~np.isin(decided[i].ids, dropped)))
             # a decision file travels through align_ids as one column of class indices
             indices = table.indices(classes, what="decision")[:, None].astype(float)
-            tables.append(ScoreTable(table.ids, indices, ["label"], "posterior", read_meta(path), path))
+            tables.append(ScoreTable(table.ids, indices, ["label"], "posterior", read_sidecar(path), path))
         else:
             table = scored[i].with_columns(classes)
             tables.append(table.take(np.flatnonzero(~np.isin(table.ids, dropped))))

@@ -17,11 +17,17 @@ from sermm.calibration.cli import main as calibrate
 from sermm.fusion.base import fuser_from_dict
 from sermm.fusion.cli import main
 from sermm.modelfile import load_model
-from sermm.tables import read_meta, read_posteriors
+from sermm.sidecar import read_sidecar
+from sermm.tables import read_posteriors
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 GO = EXAMPLES / "goemotions"
 EB = EXAMPLES / "emobank"
+
+
+def read_meta(path) -> dict:
+    """The sidecar of ``path`` as written (its raw JSON object)."""
+    return json.loads(Path(f"{path}.meta.json").read_text())
 
 
 def go(name: str) -> str:
@@ -74,10 +80,11 @@ def test_logreg_on_the_examples(tmp_path):
     frequencies = labels.value_counts(normalize=True)
     assert doc["train_prior"] == pytest.approx({c: frequencies[c] for c in doc["classes"]})
     meta = read_meta(fused)
-    assert meta["system"] == "fusion-logreg" and meta["model"] == str(model)
+    assert meta["system"] == "fusion-logreg" and meta["models"] == ["logreg.json"]  # beside the output
     assert meta["train_prior"] == pytest.approx(doc["train_prior"])
     assert meta["values"] == "probability" and meta["classes"] == doc["classes"]
-    assert meta["inputs"] == [go("words_dev.csv"), go("chars_dev.csv")]
+    sidecar = read_sidecar(fused)
+    assert sidecar.models == [str(model)] and sidecar.inputs == [go("words_dev.csv"), go("chars_dev.csv")]
     table = read_posteriors(fused)
     assert np.allclose(table.values.sum(axis=1), 1.0)
     f1 = doc["dev_metrics"]["fit"]["macro_f1"]
@@ -195,8 +202,8 @@ def test_apply_matches_the_model_and_matches_systems_by_name(tmp_path, interp_mo
     fuser = fuser_from_dict(load_model(interp_model))
     aligned = load_aligned([go("words_test.csv"), go("chars_test.csv"), go("nb_test.csv")])
     assert np.allclose(a.values, fuser.fuse(aligned.tables), atol=1e-15)
-    meta = read_meta(out1)
-    assert meta["system"] == "fusion-interp" and meta["model"] == str(interp_model)
+    sidecar = read_sidecar(out1)
+    assert sidecar.system == "fusion-interp" and sidecar.models == [str(interp_model)]
 
 
 def test_apply_without_sidecars_goes_by_order(tmp_path, interp_model):
