@@ -16,9 +16,10 @@ from scipy.optimize import minimize
 from scipy.special import softmax
 from threadpoolctl import threadpool_limits
 
-from sermm.calibration.base import Calibrator, register, vector_param
-from sermm.calibration.prior import check_prior
+from sermm.calibration.base import Calibrator
 from sermm.errors import SermmError
+from sermm.estimator import VECTOR, Interval, Options, register, state_array
+from sermm.priors import check_prior
 from sermm.tables import log_posteriors
 
 SCALES = ("temperature", "shared", "vector", "matrix")
@@ -147,6 +148,13 @@ class AffineCalibrator(Calibrator):
     """
 
     method = "affine"
+    _parameter_constraints = {
+        "scale": [Options("shared", "vector", "matrix")],
+        "prior": [Options(None, "uniform"), VECTOR],
+        "l2": [Interval(float, 0, None)],
+        "max_iter": [Interval(int, 1, None)],
+        "tol": [Interval(float, 0, None, closed="neither")],
+    }
 
     def __init__(
         self,
@@ -163,21 +171,17 @@ class AffineCalibrator(Calibrator):
         self.max_iter = max_iter
         self.tol = tol
 
-    def fit(self, P: np.ndarray, y: np.ndarray | None = None, *, classes: list[str] | None = None):
+    def fit(self, P, y=None, *, classes=None) -> AffineCalibrator:
         """Minimise the (prior-weighted) log loss of the calibrated posteriors on ``P``, ``y``."""
         P, y = self._start_fit(P, y, classes, need_labels=True)
         n, k = P.shape
-        if self.scale not in SCALES or (self.scale == "temperature") != (self.method == "temperature"):
-            raise ValueError(f"{self.method}: unknown scale {self.scale!r}")
-        if self.l2 < 0:
-            raise ValueError("l2 must be >= 0")
         prior = self._target_prior(k)
         L = log_posteriors(P)
         shift = L.mean(axis=0) if self.scale != "temperature" else np.zeros(k)
         spread = float(np.std(L - shift)) or 1.0
         model = _Model(self.scale, k, float(self.l2), shift, spread)
         XT = np.ascontiguousarray(((L - shift) / spread).T)
-        w = class_weights(y, k, prior, self.classes_)
+        w = class_weights(y, k, prior, self.columns_)
         # one BLAS thread: on small problems, OpenBLAS threads cost more than they save
         with threadpool_limits(1, user_api="blas"):
             result = minimize(
@@ -198,60 +202,37 @@ class AffineCalibrator(Calibrator):
         if self.prior is None:
             return None
         if isinstance(self.prior, str):
-            if self.prior != "uniform":
-                raise ValueError(f"prior must be None, 'uniform' or a prior, got {self.prior!r}")
             return np.full(k, 1.0 / k)
         return check_prior(self.prior, k, "target prior")
 
     def transform(self, P: np.ndarray) -> np.ndarray:
         """Calibrated posteriors ``softmax(scale·log P + bias)``."""
-        model = _Model(self.scale, len(self.classes_), 0.0)
-        LT = np.ascontiguousarray(log_posteriors(P).T)
+        model = _Model(self.scale, len(self.columns_), 0.0)
+        LT = np.ascontiguousarray(log_posteriors(self._checked(P)).T)
         return softmax(model.logits(self.scale_, self.bias_, LT), axis=0).T
 
-    def output_prior(self, prior: np.ndarray | None) -> np.ndarray | None:
-        """The outputs are under the target prior, or the prior of the dev labels."""
-        return self.prior_
-
-    def _params(self) -> dict:
+    def _state(self) -> dict:
         return {
-            "scale": self.scale,
-            "scale_values": self.scale_.tolist(),
-            "bias": self.bias_.tolist(),
-            "target_prior": None if self.target_prior_ is None else self.target_prior_.tolist(),
-            "prior": self.prior_.tolist(),
-            "l2": float(self.l2),
-            "max_iter": int(self.max_iter),
-            "tol": float(self.tol),
+            "scale_values": self.scale_,
+            "bias": self.bias_,
+            "target_prior": self.target_prior_,
             "loss": self.loss_,
             "n_iter": self.n_iter_,
             "converged": self.converged_,
         }
 
-    @classmethod
-    def _from_params(cls, params: dict, k: int) -> AffineCalibrator:
-        scale = params["scale"]
-        if scale not in SCALES or (scale == "temperature") != (cls.method == "temperature"):
-            raise ValueError(f"unknown scale {scale!r}")
-        target = params["target_prior"]
-        options = {"max_iter": int(params["max_iter"]), "tol": float(params["tol"])}
-        if cls.method == "affine":
-            options["scale"] = scale
-            options["l2"] = float(params["l2"])
-            options["prior"] = None if target is None else vector_param(params, "target_prior", k)
-        calibrator = cls(**options)
-        calibrator.target_prior_ = options.get("prior")
-        values = np.asarray(params["scale_values"], dtype=np.float64)
-        shape = {"temperature": (1,), "shared": (1,), "vector": (k,), "matrix": (k, k)}[scale]
-        if values.shape != shape or not np.all(np.isfinite(values)):
-            raise ValueError(f"'scale_values' must have shape {shape}")
-        calibrator.scale_ = values
-        calibrator.bias_ = vector_param(params, "bias", k)
-        calibrator.prior_ = vector_param(params, "prior", k)
-        calibrator.loss_ = float(params["loss"])
-        calibrator.n_iter_ = int(params["n_iter"])
-        calibrator.converged_ = bool(params["converged"])
-        return calibrator
+    def _set_state(self, state: dict) -> None:
+        k = len(self.columns_)
+        shape = {"temperature": (1,), "shared": (1,), "vector": (k,), "matrix": (k, k)}[self.scale]
+        self.scale_ = state_array(state, "scale_values", shape)
+        self.bias_ = state_array(state, "bias", (k,))
+        given = state["target_prior"] is not None
+        self.target_prior_ = state_array(state, "target_prior", (k,)) if given else None
+        self.loss_ = float(state["loss"])
+        self.n_iter_ = int(state["n_iter"])
+        self.converged_ = bool(state["converged"])
+        if self.prior_ is None:
+            raise ValueError("'train_prior' is missing (the prior the outputs are under)")
 
 
 @register
@@ -259,10 +240,11 @@ class TemperatureCalibrator(AffineCalibrator):
     """Temperature scaling: ``softmax(a·log p)``, one scale and no bias (Guo et al., 2017)."""
 
     method = "temperature"
+    keeps_prior = True
+    _parameter_constraints = {
+        "max_iter": AffineCalibrator._parameter_constraints["max_iter"],
+        "tol": AffineCalibrator._parameter_constraints["tol"],
+    }
 
     def __init__(self, *, max_iter: int = 1000, tol: float = 1e-10) -> None:
         super().__init__(scale="temperature", prior=None, max_iter=max_iter, tol=tol)
-
-    def output_prior(self, prior: np.ndarray | None) -> np.ndarray | None:
-        """A scale alone keeps the inputs' prior."""
-        return prior

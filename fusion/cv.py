@@ -52,11 +52,6 @@ def make_folds(
     return [(np.asarray(train), np.asarray(test)) for train, test in splits]
 
 
-def fresh(fuser: Fuser, **params: Any) -> Fuser:
-    """An unfitted copy of ``fuser`` with the same parameters (optionally changed)."""
-    return type(fuser)(**{**fuser.get_params(), **params})
-
-
 def cross_val_fuse(
     fuser: Fuser,
     X: Any,
@@ -69,12 +64,12 @@ def cross_val_fuse(
     """Out-of-fold fused scores: each fold scored by a copy of ``fuser`` fitted on the other folds."""
     parts = []
     for train, test in folds:
-        model = fresh(fuser, **params).fit(
+        model = fuser.clone(**params).fit(
             take_rows(X, train),
             None if y is None else y[train],
             None if groups is None else groups[train],
         )
-        parts.append((test, model.fuse(take_rows(X, test))))
+        parts.append((test, model.transform(take_rows(X, test))))
     out = np.empty((n_rows(X), parts[0][1].shape[1]))
     for test, fused in parts:
         out[test] = fused

@@ -19,7 +19,8 @@ import numpy as np
 
 from sermm.calibration_metrics import cross_entropy
 from sermm.errors import SermmError
-from sermm.fusion.base import Fuser, n_rows, register, state_array, take_rows
+from sermm.estimator import BOOLEAN, Interval, Options, register, state_array
+from sermm.fusion.base import Fuser, n_rows, take_rows
 from sermm.tables import LOG_FLOOR, log_posteriors, row_max, softmax
 
 #: Convergence tolerance of the solvers (scikit-learn's default 1e-4 stops visibly short here).
@@ -30,25 +31,16 @@ FTOL = 64 * np.finfo(float).eps
 C_GRID = tuple(10.0**e for e in range(-3, 4))
 
 
-def parse_C(value: str | float) -> float | str:
-    """``--C``: a positive number, or ``auto``."""
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
-    try:
-        C = float(value)
-    except (TypeError, ValueError):
-        raise SermmError(f"--C must be a positive number or 'auto', got {value!r}") from None
-    if not C > 0:
-        raise SermmError(f"--C must be positive, got {value}")
-    return C
+#: What ``C`` may be: a positive number, or ``auto`` (chosen by cross-validation).
+C_CONSTRAINT = [Interval(float, 0, None, closed="neither"), Options("auto")]
+#: What ``class_weight`` may be.
+CLASS_WEIGHTS = [Options(None, "balanced")]
 
 
 def sample_weights(y: np.ndarray, k: int, class_weight: str | None) -> np.ndarray:
     """Per-row weights: ones, or ``n / (k * count[y])`` for ``balanced`` (scikit-learn's rule)."""
     if class_weight is None:
         return np.ones(len(y))
-    if class_weight != "balanced":
-        raise SermmError(f"--class-weight must be 'balanced' or none, got {class_weight!r}")
     counts = np.bincount(y, minlength=k)
     return len(y) / (k * counts[y])
 
@@ -177,18 +169,18 @@ def warm(fuser: Fuser, name: str, shape: tuple[int, ...]) -> tuple[np.ndarray, n
 
 def choose_C(fuser: Fuser, X: Any, y: np.ndarray, groups: np.ndarray | None) -> tuple[float, dict]:
     """Pick C from :data:`C_GRID` by (grouped) cross-validated cross-entropy; also the curve."""
-    from sermm.fusion.cv import INNER_FOLDS, fresh, make_folds
+    from sermm.fusion.cv import INNER_FOLDS, make_folds
 
     folds = make_folds(y, n_splits=INNER_FOLDS, groups=groups,
                        why=f"--C auto (picks C by {INNER_FOLDS}-fold inner cross-validation)")
     total = dict.fromkeys(C_GRID, 0.0)  # summed out-of-fold cross-entropy, per C
     for train, test in folds:
         # Along the grid from the most regularised C, each fit starts where the last one ended.
-        model = fresh(fuser, warm_start=True)
+        model = fuser.clone(warm_start=True)
         X_train, X_test = take_rows(X, train), take_rows(X, test)
         for C in C_GRID:
             model.set_params(C=C).fit(X_train, y[train], None if groups is None else groups[train])
-            total[C] += cross_entropy(model.fuse(X_test), y[test]) * len(test)
+            total[C] += cross_entropy(model.transform(X_test), y[test]) * len(test)
     curve = {f"{C:g}": total[C] / n_rows(X) for C in C_GRID}
     best = min(C_GRID, key=lambda C: curve[f"{C:g}"])
     return best, curve
@@ -199,10 +191,14 @@ class LogRegFuser(Fuser):
     """Multinomial logistic regression on the concatenated log-posteriors of all systems."""
 
     method = "logreg"
-    why_labels = (
-        "learns how far to trust each system and class from labelled development scores, so it "
-        "needs the reference labels of the --inputs rows: pass --labels dev_labels.csv (id,label)"
-    )
+    _parameter_constraints = {
+        "C": C_CONSTRAINT,
+        "class_weight": CLASS_WEIGHTS,
+        "tied": [BOOLEAN],
+        "max_iter": [Interval(int, 1, None)],
+        "warm_start": [BOOLEAN],
+    }
+    why_labels = "learns how far to trust each system and class from labelled development scores"
 
     def __init__(
         self,
@@ -221,7 +217,7 @@ class LogRegFuser(Fuser):
     def _fit(self, blocks: list[np.ndarray], y: np.ndarray, groups: np.ndarray | None) -> None:
         k = len(self.columns_)
         require_every_class(y, self.columns_, self.method)
-        C = parse_C(self.C)
+        C = self.C
         self.C_curve_ = None
         if C == "auto":
             C, self.C_curve_ = choose_C(self, blocks, y, groups)
@@ -238,7 +234,7 @@ class LogRegFuser(Fuser):
             self.coef_, self.intercept_, self.n_iter_ = fit_multinomial(
                 np.hstack(L), y, k, self.C_, self.class_weight, self.max_iter, start
             )
-        self.train_prior_ = np.full(k, 1.0 / k) if self.class_weight == "balanced" else self.label_prior_
+        self.prior_ = np.full(k, 1.0 / k) if self.class_weight == "balanced" else self.label_prior_
 
     def describe(self) -> str:
         """C, the weighting, and the learned system weights (tied) or coefficient shape."""

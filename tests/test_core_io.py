@@ -86,7 +86,7 @@ def test_atomic_path_leaves_nothing_when_the_writer_fails(tmp_path):
 
 def test_model_files_are_checked_on_load(tmp_path):
     path = tmp_path / "m.json"
-    save_model(path, "fusion", {"method": "mean", "weights": np.array([0.5, 0.5])})
+    save_model(path, {"layer": "fusion", "method": "mean", "weights": np.array([0.5, 0.5])})
     doc = load_model(path, "fusion")
     assert doc["weights"] == [0.5, 0.5] and doc["format"] == "sermm-model"
     with pytest.raises(SermmError, match="a fusion model, expected a calibration model"):
