@@ -207,8 +207,8 @@ class AffineCalibrator(Calibrator):
 
     def transform(self, P: np.ndarray) -> np.ndarray:
         """Calibrated posteriors ``softmax(scale·log P + bias)``."""
-        model = _Model(self.scale, len(self.columns_), 0.0)
         LT = np.ascontiguousarray(log_posteriors(self._checked(P)).T)
+        model = _Model(self.scale, len(self.columns_), 0.0)
         return softmax(model.logits(self.scale_, self.bias_, LT), axis=0).T
 
     def _state(self) -> dict:
