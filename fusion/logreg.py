@@ -21,7 +21,8 @@ from sermm.calibration_metrics import cross_entropy
 from sermm.errors import SermmError
 from sermm.estimator import BOOLEAN, Interval, Options, register, state_array
 from sermm.fusion.base import Fuser, n_rows, take_rows
-from sermm.tables import LOG_FLOOR, log_posteriors, row_max, softmax
+from sermm.logistic import FullMap, TiedMap, class_weights, fit_logistic
+from sermm.tables import LOG_FLOOR, log_posteriors, softmax
 
 #: Convergence tolerance of the solvers (scikit-learn's default 1e-4 stops visibly short here).
 TOL = 1e-6
@@ -38,11 +39,9 @@ CLASS_WEIGHTS = [Options(None, "balanced")]
 
 
 def sample_weights(y: np.ndarray, k: int, class_weight: str | None) -> np.ndarray:
-    """Per-row weights: ones, or ``n / (k * count[y])`` for ``balanced`` (scikit-learn's rule)."""
-    if class_weight is None:
-        return np.ones(len(y))
-    counts = np.bincount(y, minlength=k)
-    return len(y) / (k * counts[y])
+    """Per-row weights: ones, or for ``balanced`` the weights that give every class the same
+    total (scikit-learn's ``n / (k * count[y])``, up to rounding)."""
+    return class_weights(y, k, None if class_weight is None else np.full(k, 1.0 / k))
 
 
 def require_every_class(y: np.ndarray, classes: list[str], method: str) -> None:
@@ -73,52 +72,30 @@ def fit_multinomial(
     """Multinomial logistic regression (L2, L-BFGS): coef ``(k, d)``, intercept ``(k,)``, iterations.
 
     scikit-learn's ``LogisticRegression(solver="lbfgs")`` model and objective, with its binary
-    case (one logit against a fixed zero for two classes), in numpy with an analytic gradient.
-    The solver works on standardised features with the penalty rescaled to match (the optimum
-    is the same, and L-BFGS needs far fewer iterations: centring alone cuts them several-fold,
-    scaling by another third); the coefficients and intercept are mapped back to the raw features.
-    ``start``, a previous ``(coef, intercept)`` of the same shapes, is where the solver begins (a
-    warm start); else it begins at zero.
+    case (one logit against a fixed zero for two classes), solved by :func:`sermm.logistic.fit_logistic`
+    on standardised features with the penalty rescaled to match (the optimum is the same, and
+    L-BFGS needs far fewer iterations); the coefficients are mapped back to the raw features.
+    ``start``, a previous ``(coef, intercept)`` of the same shapes, is where the solver begins
+    (a warm start); else it begins at zero.
     """
-    from scipy.optimize import minimize
-
     centre = F.mean(axis=0)
     scale = F.std(axis=0)
     scale[scale == 0] = 1.0
-    X = np.ascontiguousarray((F - centre) / scale)
-    penalty = 1.0 / scale**2  # ||W_raw||^2 = sum (W_std / scale)^2: the raw features' L2 penalty
-    n, d = X.shape
-    free = 1 if k == 2 else k  # rows of coefficients the solver moves
+    XT = np.ascontiguousarray(((F - centre) / scale).T)
     weights = sample_weights(y, k, class_weight)
     total = weights.sum()
-    rows = np.arange(n)
-
-    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        W, b = theta[: free * d].reshape(free, d), theta[free * d :]
-        z = X @ W.T + b
-        if free == 1:
-            z = np.hstack([np.zeros((n, 1)), z])
-        z -= row_max(z)
-        resid = np.exp(z)
-        norm = resid.sum(axis=1, keepdims=True)
-        value = C * (weights @ (np.log(norm[:, 0]) - z[rows, y])) + 0.5 * np.sum(W * W * penalty)
-        resid /= norm  # the posteriors
-        resid[rows, y] -= 1.0
-        resid *= (C * weights)[:, None]
-        resid = resid[:, 1:] if free == 1 else resid
-        grad = np.concatenate([(resid.T @ X + W * penalty).ravel(), resid.sum(axis=0)])
-        return value / (C * total), grad / (C * total)  # per row, as scikit-learn (its tol means the same)
-
-    theta = np.zeros(free * (d + 1))
+    # C * sum w CE + ||W_raw||^2 / 2, per unit weight (scikit-learn's scaling, so its tol means the
+    # same); ||W_raw||^2 = sum (W_std / scale)^2
+    linear_map = FullMap(k, F.shape[1], 1.0 / (scale**2 * C * total))
+    theta = None
     if start is not None:  # the same model in the solver's standardised coordinates
-        coef, intercept = start[0][k - free :], start[1][k - free :]
-        theta = np.concatenate([(coef * scale).ravel(), intercept + coef @ centre])
-    options = {"maxiter": max_iter, "gtol": TOL, "ftol": FTOL}
-    result = minimize(objective, theta, jac=True, method="L-BFGS-B", options=options)
-    coef, intercept = result.x[: free * d].reshape(free, d) / scale, result.x[free * d :]
-    if free == 1:  # softmax([0, z]) = sigmoid(z): class 0 keeps a zero logit
-        coef, intercept = np.vstack([np.zeros(d), coef]), np.concatenate([[0.0], intercept])
-    return coef, intercept - coef @ centre, int(result.nit)
+        coef, intercept = start
+        theta = linear_map.pack(coef * scale, intercept + coef @ centre)
+    found = fit_logistic(linear_map, XT, y, weights, norm=total, start=theta, max_iter=max_iter,
+                         ftol=FTOL, gtol=TOL)
+    coef, intercept = linear_map.full(found.theta)
+    coef = coef / scale
+    return coef, intercept - coef @ centre, found.n_iter
 
 
 def fit_tied(
@@ -131,31 +108,14 @@ def fit_tied(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """One weight per system, one bias per class, by L-BFGS on the weighted multinomial log loss;
     from ``start`` (previous system weights and biases) if given, else from equal weights."""
-    from scipy.optimize import minimize
-
-    m, (n, k) = len(L), L[0].shape
-    stack = np.stack(L)
-    rows = np.arange(n)
+    m, k = len(L), L[0].shape[1]
+    X = np.stack([np.ascontiguousarray(block.T) for block in L])  # (m, k, n)
     total = weights.sum()
-
-    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        a, b = theta[:m], theta[m:]
-        z = np.tensordot(a, stack, axes=1) + b
-        z -= z.max(axis=1, keepdims=True)
-        log_norm = np.log(np.exp(z).sum(axis=1))
-        nll = weights @ (log_norm - z[rows, y])
-        resid = np.exp(z - log_norm[:, None])
-        resid[rows, y] -= 1.0
-        resid *= weights[:, None]
-        grad_a = C * np.einsum("nk,mnk->m", resid, stack) + a
-        grad_b = C * resid.sum(axis=0)
-        value = C * nll + 0.5 * a @ a
-        return value / total, np.concatenate([grad_a, grad_b]) / total
-
-    theta = np.concatenate(start if start is not None else (np.full(m, 1.0 / m), np.zeros(k)))
-    options = {"maxiter": max_iter, "gtol": TOL, "ftol": FTOL}
-    result = minimize(objective, theta, jac=True, method="L-BFGS-B", options=options)
-    return result.x[:m], result.x[m:], int(result.nit)
+    linear_map = TiedMap(m, k, 1.0 / total)  # (C * sum w CE + ||a||^2 / 2) / total
+    theta = None if start is None else np.concatenate(start)
+    found = fit_logistic(linear_map, X, y, weights, norm=total / C, start=theta, max_iter=max_iter,
+                         ftol=FTOL, gtol=TOL)
+    return found.theta[:m], found.theta[m:], found.n_iter
 
 
 def warm(fuser: Fuser, name: str, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray] | None:

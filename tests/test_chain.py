@@ -88,8 +88,8 @@ def test_the_prior_is_carried_through_then(fitted):
 
 def test_decision_chains_agree_and_write_no_sidecar(fitted):
     work = fitted
-    ok(fuse, "apply", work / "m.json", "--inputs", *inputs(work), "--then", work / "u.json", work / "thr.json",
-       "--output", work / "d1.csv")
+    ok(fuse, "apply", work / "m.json", "--inputs", *inputs(work), "--then", work / "u.json",
+       work / "thr.json", "--output", work / "d1.csv")
     ok(calibrate, "apply", work / "u.json", work / "thr.json", "--input", work / "ftest.csv",
        "--output", work / "d2.csv")
     assert (work / "d1.csv").read_bytes() == (work / "d2.csv").read_bytes()
@@ -121,7 +121,8 @@ def test_version_1_fusion_models_load_and_give_the_same_scores():
         rows = out.table.take(np.arange(len(expected)))
         assert list(rows.ids) == list(expected.ids)
         np.testing.assert_array_equal(rows.values, expected.values)
-    assert load(V1 / "logreg.json").fit_info_["dev_metrics"]["fit"]["macro_f1"] == pytest.approx(0.5911, abs=1e-4)
+    dev = load(V1 / "logreg.json").fit_info_["dev_metrics"]
+    assert dev["fit"]["macro_f1"] == pytest.approx(0.5911, abs=1e-4)
 
 
 @pytest.mark.parametrize("model", ["affine.json", "prior_uniform.json"])
