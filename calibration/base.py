@@ -40,7 +40,7 @@ class Calibrator(Estimator):
     def _start_fit(self, P: np.ndarray | ScoreTable, y: np.ndarray | None, classes: list[str] | None, *,
                    need_labels: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Check the parameters and the inputs of ``fit``; set ``columns_`` and the input system."""
-        self._validate_params()
+        self.validate_params()
         system = "system1"
         if isinstance(P, ScoreTable):
             classes, system, P = P.columns, P.system, P.values

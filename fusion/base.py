@@ -21,7 +21,7 @@ import numpy as np
 
 from sermm.errors import SermmError
 from sermm.estimator import Estimator
-from sermm.metrics import categorical_summary, ccc
+from sermm.metrics import DEV_METRICS, categorical_summary, ccc
 from sermm.tables import ScoreTable, shared_train_prior
 
 #: Rows fused at a time (bounded temporaries when applying to large files).
@@ -78,13 +78,14 @@ def class_prior(y: np.ndarray, k: int) -> np.ndarray:
 
 
 def evaluate(values: np.ndarray, y: np.ndarray, kind: str) -> dict[str, float]:
-    """Dev metrics of fused (or single-system) scores: macro-F1/UA/WA, or CCC per attribute column."""
+    """Dev metrics of fused (or single-system) scores: the :data:`~sermm.metrics.DEV_METRICS` of the
+    argmax decisions, or CCC per attribute column."""
     if kind == "attribute":
         per = np.atleast_1d(ccc(y, values))
         return {f"ccc_{j}": float(v) for j, v in enumerate(per)}
     k = values.shape[1]
     summary = categorical_summary(y, np.argmax(values, axis=1), n_classes=k)
-    return {"macro_f1": summary["macro_f1"], "ua": summary["ua"], "wa": summary["wa"]}
+    return {key: summary[key] for key in DEV_METRICS}
 
 
 class Fuser(Estimator):
@@ -110,7 +111,7 @@ class Fuser(Estimator):
 
     def fit(self, X: Any, y: Any = None, groups: np.ndarray | None = None) -> Fuser:
         """Learn how to combine the systems from development scores ``X`` and labels ``y``."""
-        self._validate_params()
+        self.validate_params()
         blocks, tables = blocks_of(X)
         self._learn_inputs(blocks, tables, y)
         target = self.encode_labels(y, len(blocks[0]))

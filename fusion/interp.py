@@ -36,10 +36,13 @@ import numpy as np
 
 from sermm.estimator import Interval, Options, ParamError, register, state_array
 from sermm.fusion.base import Fuser, row_chunks
+from sermm.metrics import CATEGORICAL_METRICS, metric_by_option
+from sermm.metrics import METRICS as METRIC_TABLE
 from sermm.tables import log_posteriors, softmax
 
-#: Objectives ``interp`` can maximise (cross-entropy is minimised).
-METRICS = ("macro-f1", "ua", "accuracy", "cross-entropy", "ccc")
+#: Objectives ``interp`` can maximise, by their option names: every decision metric of the metric
+#: table (scored from per-class counts), cross-entropy (minimised) and CCC (attribute files).
+METRICS = (*(METRIC_TABLE[key].option for key in CATEGORICAL_METRICS), "cross-entropy", "ccc")
 DOMAINS = ("linear", "log")
 #: Elements per temporary array in the grid search (bounded memory: a few MiB each).
 CHUNK_ELEMENTS = 1 << 18
@@ -342,17 +345,9 @@ def _fix_near_ties(
 
 
 def objective_from_counts(pred: np.ndarray, tp: np.ndarray, support: np.ndarray, metric: str) -> np.ndarray:
-    """Macro-F1, UA or accuracy of every grid point from its predicted counts and true positives.
-
-    The same formulas as :mod:`sermm.metrics` (undefined ratios count as 0).
-    """
-    if metric == "accuracy":
-        return tp.sum(axis=1) / support.sum()
-    if metric == "ua":
-        recall = np.divide(tp, support, out=np.zeros(tp.shape), where=support > 0)
-        return recall.mean(axis=1)
-    den = support + pred
-    return np.divide(2.0 * tp, den, out=np.zeros(tp.shape), where=den > 0).mean(axis=1)
+    """A decision metric (by option name) of every grid point from its predicted counts and true
+    positives: the metric table's formula (:data:`sermm.metrics.METRICS`)."""
+    return metric_by_option(metric).of_counts(tp, pred, support)
 
 
 def cross_entropy_grid(S: list[np.ndarray], y: np.ndarray, weights: np.ndarray, domain: str) -> np.ndarray:

@@ -11,20 +11,14 @@ from sermm.align import Aligned, align_ids
 from sermm.atomic import write_text
 from sermm.errors import SermmError
 from sermm.fusion.base import Fuser
-from sermm.sidecar import Sidecar
+from sermm.metrics import DEV_METRICS, METRICS
 from sermm.tables import (
-    IdColumn,
-    ScoreTable,
     check_ids,
     find_id_column,
     read_arrow,
     read_scores,
     sniff_kind,
-    write_scores,
 )
-
-#: Column headers of the metric tables, by metric key.
-METRIC_NAMES = {"macro_f1": "macro-F1", "ua": "UA", "wa": "WA"}
 
 
 def read_groups(path: str, ids: np.ndarray) -> np.ndarray:
@@ -50,10 +44,10 @@ def read_groups(path: str, ids: np.ndarray) -> np.ndarray:
 
 
 def metric_names(kind: str, columns: list[str]) -> dict[str, str]:
-    """Metric keys and their headers: macro-F1/UA/WA, or CCC per attribute."""
+    """Metric keys and their headers (from the metric table): the dev metrics, or CCC per attribute."""
     if kind == "attribute":
-        return {f"ccc_{j}": f"CCC {c}" for j, c in enumerate(columns)}
-    return dict(METRIC_NAMES)
+        return {f"ccc_{j}": f"{METRICS['ccc'].title} {c}" for j, c in enumerate(columns)}
+    return {key: METRICS[key].title for key in DEV_METRICS}
 
 
 def read_for_fuser(
@@ -109,33 +103,6 @@ def read_for_fuser(
         elif table.columns != columns:
             tables[j] = table.with_columns(columns)
     return align_ids(tables, on_missing=on_missing)  # type: ignore[arg-type]
-
-
-def output_sidecar(
-    method: str,
-    columns: list[str],
-    kind: str,
-    *,
-    inputs: list[str],
-    model: str | None,
-    train_prior: dict | None = None,
-    extra: dict | None = None,
-) -> Sidecar:
-    """The sidecar of a fused score file."""
-    models = [model] if model else []
-    if kind == "attribute":
-        return Sidecar(system=f"fusion-{method}", values="regression", inputs=list(inputs), models=models,
-                       extra={"attributes": list(columns), **(extra or {})})
-    return Sidecar(system=f"fusion-{method}", classes=list(columns), values="probability",
-                   train_prior=train_prior, inputs=list(inputs), models=models, extra=dict(extra or {}))
-
-
-def write_fused(
-    ids: np.ndarray | IdColumn, values: np.ndarray, columns: list[str], kind: str, path: str, sidecar: Sidecar
-) -> None:
-    """Write fused scores (CSV or Parquet by extension) with their sidecar."""
-    table = ScoreTable(ids, values, list(columns), "attribute" if kind == "attribute" else "posterior")
-    write_scores(table, path, sidecar=sidecar)
 
 
 def metrics_table(rows: list[tuple[str, dict]], names: dict[str, str], *, markdown: bool) -> str:

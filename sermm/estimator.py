@@ -202,7 +202,8 @@ class Estimator:
         ]
         return f"{type(self).__name__}({', '.join(changed)})"
 
-    def _validate_params(self) -> None:
+    def validate_params(self) -> None:
+        """Refuse a parameter none of its constraints accept (:class:`ParamError`); ``fit`` calls it."""
         check_params(self)
 
     # ----------------------------------------------------------------- fitted state
@@ -270,7 +271,7 @@ class Estimator:
             raise ValueError("'params' must be an object")
         estimator = cls(**params)
         try:
-            estimator._validate_params()
+            estimator.validate_params()
         except ParamError as exc:
             raise ValueError(exc.render(f"params '{exc.param}'")) from None
         estimator.columns_ = list(classes)

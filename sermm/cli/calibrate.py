@@ -34,7 +34,7 @@ from sermm.cli.common import (
 )
 from sermm.errors import SermmError
 from sermm.fitting import CalibrationData
-from sermm.metrics import confusion_matrix, macro_f1_from_confusion
+from sermm.metrics import METRICS, Metric, confusion_matrix, macro_f1_from_confusion
 from sermm.priors import format_prior, parse_prior, resolve_train_prior
 from sermm.tables import parse_classes
 
@@ -44,15 +44,21 @@ from sermm.tables import parse_classes
 
 
 def dev_metrics(P: np.ndarray, y: np.ndarray, decisions: np.ndarray | None = None) -> dict[str, float]:
-    """Macro-F1 (of ``decisions``, else the argmax), cross-entropy, normalised CE and ECE."""
+    """Macro-F1 (of ``decisions``, else the argmax), cross-entropy, normalised CE and ECE, by title."""
     k = P.shape[1]
     pred = P.argmax(axis=1) if decisions is None else decisions
-    return {
-        "macro-F1": float(macro_f1_from_confusion(confusion_matrix(y, pred, n_classes=k))),
-        "CE (nats)": cross_entropy(P, y),
-        "NCE": normalized_cross_entropy(P, y) if len(np.unique(y)) > 1 else float("nan"),
-        "ECE": ece(P, y),
+    values = {
+        "macro_f1": float(macro_f1_from_confusion(confusion_matrix(y, pred, n_classes=k))),
+        "cross_entropy": cross_entropy(P, y),
+        "nce": normalized_cross_entropy(P, y) if len(np.unique(y)) > 1 else float("nan"),
+        "ece": ece(P, y),
     }
+    return {titled(METRICS[key]): value for key, value in values.items()}
+
+
+def titled(metric: Metric) -> str:
+    """A metric's title with its unit: ``CE (nats)``."""
+    return f"{metric.title} ({metric.unit})" if metric.unit else metric.title
 
 
 def print_metrics(

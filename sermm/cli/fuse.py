@@ -96,6 +96,7 @@ def run_training(fuser: Any, opts: dict[str, Any]) -> None:
     from sermm.fusion.io import metric_names, metrics_table, write_report
 
     method = fuser.method
+    fuser.validate_params()  # a bad option value is said before anything is read
     outputs = {"--save": opts["save"], "--output": opts["output"], "--cv-output": opts["cv_output"],
                "--report": opts["report"]}
     check_outputs([*opts["inputs"], opts["labels"], opts["groups"]], outputs)
