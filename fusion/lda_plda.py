@@ -28,8 +28,9 @@ from sermm.fusion.base import Fuser
 from sermm.fusion.logreg import (
     C_CONSTRAINT,
     CLASS_WEIGHTS,
-    choose_C,
     fit_multinomial,
+    fitted_prior,
+    learn_C,
     require_every_class,
     warm,
 )
@@ -213,18 +214,14 @@ class LDAFuser(EmbeddingFuser):
         self.warm_start = warm_start
 
     def _fit(self, blocks: list[np.ndarray], y: np.ndarray, groups: np.ndarray | None) -> None:
-        C = self.C
-        self.C_curve_ = None
-        if C == "auto":
-            C, self.C_curve_ = choose_C(self, blocks, y, groups)
-        self.C_ = float(C)
+        learn_C(self, blocks, y, groups)
         Z = self._project_fit(blocks, y)
         k = len(self.columns_)
         start = warm(self, "coef_", (k, Z.shape[1]))
         self.coef_, self.intercept_, self.n_iter_ = fit_multinomial(
             Z, y, k, self.C_, self.class_weight, self.max_iter, start
         )
-        self.prior_ = np.full(k, 1.0 / k) if self.class_weight == "balanced" else self.label_prior_
+        self.prior_ = fitted_prior(self)
 
     def describe(self) -> str:
         """Normalisation, LDA size and C."""

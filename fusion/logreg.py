@@ -146,6 +146,21 @@ def choose_C(fuser: Fuser, X: Any, y: np.ndarray, groups: np.ndarray | None) -> 
     return best, curve
 
 
+def learn_C(fuser: Fuser, blocks: list[np.ndarray], y: np.ndarray, groups: np.ndarray | None) -> None:
+    """Set ``C_``: the ``C`` parameter, or the one ``auto`` chooses (then also ``C_curve_``)."""
+    C, fuser.C_curve_ = fuser.C, None
+    if C == "auto":
+        C, fuser.C_curve_ = choose_C(fuser, blocks, y, groups)
+    fuser.C_ = float(C)
+
+
+def fitted_prior(fuser: Fuser) -> np.ndarray:
+    """The prior a logistic regression's posteriors are under: the dev label frequencies, or
+    uniform with balanced class weights."""
+    k = len(fuser.columns_)
+    return np.full(k, 1.0 / k) if fuser.class_weight == "balanced" else fuser.label_prior_
+
+
 @register
 class LogRegFuser(Fuser):
     """Multinomial logistic regression on the concatenated log-posteriors of all systems."""
@@ -177,11 +192,7 @@ class LogRegFuser(Fuser):
     def _fit(self, blocks: list[np.ndarray], y: np.ndarray, groups: np.ndarray | None) -> None:
         k = len(self.columns_)
         require_every_class(y, self.columns_, self.method)
-        C = self.C
-        self.C_curve_ = None
-        if C == "auto":
-            C, self.C_curve_ = choose_C(self, blocks, y, groups)
-        self.C_ = float(C)
+        learn_C(self, blocks, y, groups)
         weights = sample_weights(y, k, self.class_weight)
         L = [log_posteriors(b) for b in blocks]
         if self.tied:
@@ -194,7 +205,7 @@ class LogRegFuser(Fuser):
             self.coef_, self.intercept_, self.n_iter_ = fit_multinomial(
                 np.hstack(L), y, k, self.C_, self.class_weight, self.max_iter, start
             )
-        self.prior_ = np.full(k, 1.0 / k) if self.class_weight == "balanced" else self.label_prior_
+        self.prior_ = fitted_prior(self)
 
     def describe(self) -> str:
         """C, the weighting, and the learned system weights (tied) or coefficient shape."""
