@@ -1,13 +1,13 @@
 """sermm-calibrate on the shipped GoEmotions examples: train, save, apply, and clear errors."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import GO, copy_examples
 
 from sermm.calibration.prior import rebalance
 from sermm.cli.calibrate import main
@@ -15,7 +15,7 @@ from sermm.metrics import macro_f1
 from sermm.modelfile import load_model, save_model
 from sermm.tables import read_posteriors
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "goemotions"
+EXAMPLES = GO
 CLASSES = ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
 pytestmark = pytest.mark.skipif(not (EXAMPLES / "words_dev.csv").exists(), reason="examples not generated")
 
@@ -23,12 +23,8 @@ pytestmark = pytest.mark.skipif(not (EXAMPLES / "words_dev.csv").exists(), reaso
 @pytest.fixture
 def ex(tmp_path):
     """A private copy of the example files used here (sidecars included)."""
-    for name in ("words_dev.csv", "words_test.csv", "nb_dev.csv", "labels_dev.csv", "labels_test.csv"):
-        shutil.copy(EXAMPLES / name, tmp_path / name)
-        sidecar = EXAMPLES / f"{name}.meta.json"
-        if sidecar.exists():
-            shutil.copy(sidecar, tmp_path / sidecar.name)
-    return tmp_path
+    names = ["words_dev.csv", "words_test.csv", "nb_dev.csv", "labels_dev.csv", "labels_test.csv"]
+    return copy_examples(tmp_path, names)
 
 
 def run(*args):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import DATA, GO, copy_examples, invoke, sidecar_json
 
 from sermm.chain import Chain
 from sermm.cli.calibrate import main as calibrate
@@ -18,19 +17,18 @@ from sermm.modelfile import load_model
 from sermm.sidecar import read_sidecar
 from sermm.tables import read_posteriors
 
-GO = Path(__file__).resolve().parents[1] / "examples" / "goemotions"
-V1 = Path(__file__).resolve().parent / "data" / "v1"
+V1 = DATA / "v1"
 CLASSES = ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
 
 
 def ok(cli, *args) -> str:
-    result = CliRunner().invoke(cli, [str(a) for a in args])
+    result = invoke(cli, *args)
     assert result.exit_code == 0, result.output
     return result.output
 
 
 def raw_sidecar(path: Path) -> dict:
-    doc = json.loads(Path(f"{path}.meta.json").read_text())
+    doc = sidecar_json(path)
     doc.pop("created")
     return doc
 
@@ -38,12 +36,8 @@ def raw_sidecar(path: Path) -> dict:
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory) -> Path:
     """The issue's session: logreg fusion on dev, a uniform prior model from its dev output."""
-    work = tmp_path_factory.mktemp("chain")
-    for split in ("dev", "test"):
-        for name in (f"words_{split}.csv", f"chars_{split}.csv", f"labels_{split}.csv"):
-            shutil.copy(GO / name, work / name)
-            if (GO / f"{name}.meta.json").exists():
-                shutil.copy(GO / f"{name}.meta.json", work / f"{name}.meta.json")
+    names = [f"{s}_{split}.csv" for split in ("dev", "test") for s in ("words", "chars", "labels")]
+    work = copy_examples(tmp_path_factory.mktemp("chain"), names)
     ok(fuse, "logreg", "--inputs", work / "words_dev.csv", work / "chars_dev.csv", "--labels",
        work / "labels_dev.csv", "--save", work / "m.json", "--output", work / "fdev.csv")
     ok(calibrate, "prior", "--uniform", "--input", work / "fdev.csv", "--save", work / "u.json")

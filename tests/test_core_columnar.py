@@ -11,13 +11,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from conftest import EXAMPLES
 
 from sermm.align import align_ids
 from sermm.cli.fuse import main as fuse_main
 from sermm.errors import SermmError
 from sermm.tables import ScoreTable, numeric_matrix, read_posteriors, write_scores
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def _arrow_table(ids: list[str], values: np.ndarray, columns: list[str]) -> ScoreTable:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import EB, GO, sidecar_json
 
 from sermm.align import load_aligned
 from sermm.chain import Chain
@@ -20,14 +21,7 @@ from sermm.modelfile import load_model
 from sermm.sidecar import read_sidecar
 from sermm.tables import read_posteriors
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-GO = EXAMPLES / "goemotions"
-EB = EXAMPLES / "emobank"
-
-
-def read_meta(path) -> dict:
-    """The sidecar of ``path`` as written (its raw JSON object)."""
-    return json.loads(Path(f"{path}.meta.json").read_text())
+read_meta = sidecar_json
 
 
 def go(name: str) -> str:

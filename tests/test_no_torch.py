@@ -7,7 +7,9 @@ import sys
 def test_core_fusion_and_calibration_never_import_torch():
     code = (
         "import sys, sermm, sermm.tables, sermm.align, sermm.metrics, sermm.report, "
-        "sermm.cli.fuse, sermm.cli.calibrate, sermm.cli.report, sermm.cli.submit, sermm.cli.data\n"
+        "sermm.cli.fuse, sermm.cli.calibrate, sermm.cli.report, sermm.cli.submit, sermm.cli.data, "
+        "sermm.estimator, sermm.chain, sermm.fitting, sermm.logistic, sermm.sidecar, sermm.fusion.methods, "
+        "sermm.calibration.methods\n"
         "heavy = sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules)\n"
         "print(','.join(heavy))"
     )

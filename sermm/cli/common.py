@@ -18,7 +18,7 @@ class SermmCommand(click.Command):
     """A click command that turns :class:`SermmError` into one line on stderr and exit code 1.
 
     Options declared ``multiple=True`` take several values after one flag
-    (``--inputs a.csv t.csv``), up to the next option, as the design card writes them.
+    (``--inputs a.csv t.csv``), up to the next option, as the README writes them.
     """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
