@@ -8,6 +8,7 @@ import numpy as np
 
 from sermm.errors import SermmError
 from sermm.fusion.base import Fuser, n_rows, take_rows
+from sermm.progress import progress
 
 #: Folds used inside ``fit`` when a hyper-parameter is chosen by cross-validation (``--C auto``).
 INNER_FOLDS = 5
@@ -63,7 +64,7 @@ def cross_val_fuse(
 ) -> np.ndarray:
     """Out-of-fold fused scores: each fold scored by a copy of ``fuser`` fitted on the other folds."""
     parts = []
-    for train, test in folds:
+    for train, test in progress(folds, desc=f"{fuser.method}: cross-validation folds"):
         model = fuser.clone(**params).fit(
             take_rows(X, train),
             None if y is None else y[train],

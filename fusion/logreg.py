@@ -22,6 +22,7 @@ from sermm.errors import SermmError
 from sermm.estimator import BOOLEAN, Interval, Options, register, state_array
 from sermm.fusion.base import Fuser, n_rows, take_rows
 from sermm.logistic import FullMap, TiedMap, class_weights, fit_logistic
+from sermm.progress import progress
 from sermm.tables import LOG_FLOOR, log_posteriors, softmax
 
 #: Convergence tolerance of the solvers (scikit-learn's default 1e-4 stops visibly short here).
@@ -134,6 +135,7 @@ def choose_C(fuser: Fuser, X: Any, y: np.ndarray, groups: np.ndarray | None) -> 
     folds = make_folds(y, n_splits=INNER_FOLDS, groups=groups,
                        why=f"--C auto (picks C by {INNER_FOLDS}-fold inner cross-validation)")
     total = dict.fromkeys(C_GRID, 0.0)  # summed out-of-fold cross-entropy, per C
+    bar = progress(total=len(folds) * len(C_GRID), desc=f"{fuser.method}: choosing C")
     for train, test in folds:
         # Along the grid from the most regularised C, each fit starts where the last one ended.
         model = fuser.clone(warm_start=True)
@@ -141,6 +143,8 @@ def choose_C(fuser: Fuser, X: Any, y: np.ndarray, groups: np.ndarray | None) -> 
         for C in C_GRID:
             model.set_params(C=C).fit(X_train, y[train], None if groups is None else groups[train])
             total[C] += cross_entropy(model.transform(X_test), y[test]) * len(test)
+            bar.update()
+    bar.close()
     curve = {f"{C:g}": total[C] / n_rows(X) for C in C_GRID}
     best = min(C_GRID, key=lambda C: curve[f"{C:g}"])
     return best, curve
