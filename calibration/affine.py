@@ -64,7 +64,8 @@ class AffineCalibrator(Calibrator):
         L = log_posteriors(P)
         shift = L.mean(axis=0) if self.scale != "temperature" else np.zeros(k)
         spread = float(np.std(L - shift)) or 1.0
-        linear_map = ScaleMap(self.scale, k, float(self.l2), shift, spread)
+        # the solver divides the summed loss and the penalty by n: l2 * n is l2 per row
+        linear_map = ScaleMap(self.scale, k, float(self.l2) * n, shift, spread)
         XT = np.ascontiguousarray(((L - shift) / spread).T)
         w = class_weights(y, k, prior, self.columns_)
         # one BLAS thread: on small problems, OpenBLAS threads cost more than they save

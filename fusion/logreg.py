@@ -8,7 +8,7 @@ so it hardly overfits with many systems.
 
 Both minimise ``C * sum_i s_i CE_i + ||w||^2 / 2`` (the biases are not penalised; ``s_i`` are the
 ``class_weight`` sample weights), scikit-learn's convention. The coefficients are kept as plain
-arrays and ``fuse`` is numpy only, so a model loaded from JSON gives bit-identical output.
+arrays and ``transform`` is numpy only, so a model loaded from JSON gives bit-identical output.
 """
 
 from __future__ import annotations
@@ -82,18 +82,16 @@ def fit_multinomial(
     centre = F.mean(axis=0)
     scale = F.std(axis=0)
     scale[scale == 0] = 1.0
-    XT = np.ascontiguousarray(((F - centre) / scale).T)
+    X = np.ascontiguousarray((F - centre) / scale)
     weights = sample_weights(y, k, class_weight)
-    total = weights.sum()
-    # C * sum w CE + ||W_raw||^2 / 2, per unit weight (scikit-learn's scaling, so its tol means the
-    # same); ||W_raw||^2 = sum (W_std / scale)^2
-    linear_map = FullMap(k, F.shape[1], 1.0 / (scale**2 * C * total))
+    linear_map = FullMap(k, F.shape[1], 1.0 / scale**2)  # ||W_raw||^2 = sum (W_std / scale)^2
     theta = None
     if start is not None:  # the same model in the solver's standardised coordinates
         coef, intercept = start
         theta = linear_map.pack(coef * scale, intercept + coef @ centre)
-    found = fit_logistic(linear_map, XT, y, weights, norm=total, start=theta, max_iter=max_iter,
-                         ftol=FTOL, gtol=TOL)
+    # per unit weight, as scikit-learn (its tol means the same)
+    found = fit_logistic(linear_map, X, y, weights, C=C, norm=C * weights.sum(), start=theta,
+                         max_iter=max_iter, ftol=FTOL, gtol=TOL)
     coef, intercept = linear_map.full(found.theta)
     coef = coef / scale
     return coef, intercept - coef @ centre, found.n_iter
@@ -111,11 +109,9 @@ def fit_tied(
     from ``start`` (previous system weights and biases) if given, else from equal weights."""
     m, k = len(L), L[0].shape[1]
     X = np.stack([np.ascontiguousarray(block.T) for block in L])  # (m, k, n)
-    total = weights.sum()
-    linear_map = TiedMap(m, k, 1.0 / total)  # (C * sum w CE + ||a||^2 / 2) / total
     theta = None if start is None else np.concatenate(start)
-    found = fit_logistic(linear_map, X, y, weights, norm=total / C, start=theta, max_iter=max_iter,
-                         ftol=FTOL, gtol=TOL)
+    found = fit_logistic(TiedMap(m, k), X, y, weights, C=C, norm=weights.sum(), start=theta,
+                         max_iter=max_iter, ftol=FTOL, gtol=TOL)
     return found.theta[:m], found.theta[m:], found.n_iter
 
 

@@ -1,9 +1,9 @@
 """One multinomial logistic-regression solver, parameterised by the linear map that makes the logits.
 
-Every logistic model of fusion and calibration minimises the weighted mean log loss of
+Every logistic model of fusion and calibration minimises the weighted log loss of
 ``softmax(z)`` plus a penalty, by L-BFGS with an analytic gradient (:func:`fit_logistic`). What
-differs is the map from parameters ``theta`` to the logits ``z`` (``k x n``, one column per
-row of data, so that numpy reduces over a few long rows):
+differs is the map from parameters ``theta`` to the logits ``z`` (``k x n``, one column per row
+of data) and its penalty:
 
 * :class:`FullMap`: ``z = W x + b``, a ``k x d`` matrix on any features (``logreg``, ``lda``;
   with two classes one logit against a fixed zero, scikit-learn's binary case);
@@ -12,8 +12,8 @@ row of data, so that numpy reduces over a few long rows):
   (matrix) or ``a log p`` (temperature), for calibration.
 
 Sample weights (:func:`class_weights`) make each class weigh its share of a prior. The maps
-work on standardised inputs and say how to map parameters back (``to_original``), which cuts
-L-BFGS iterations several-fold without moving the optimum.
+work on standardised inputs, and their callers map the parameters back, which cuts L-BFGS
+iterations several-fold without moving the optimum.
 """
 
 from __future__ import annotations
@@ -61,33 +61,37 @@ def fit_logistic(
     weights: np.ndarray,
     *,
     norm: float,
+    C: float = 1.0,
     start: np.ndarray | None = None,
     max_iter: int = 1000,
     ftol: float = 64 * np.finfo(float).eps,
     gtol: float = 1e-6,
     maxls: int = 20,
 ) -> Solution:
-    """Minimise ``sum_i w_i CE_i / norm + penalty(theta)`` over the parameters of ``linear_map``.
+    """Minimise ``(C * sum_i w_i CE_i + penalty(theta)) / norm`` over the parameters of ``linear_map``.
 
-    ``X`` is the input of the map (see each map), ``y`` the class indices, ``weights`` the
-    sample weights, ``norm`` what the weighted loss is divided by (the row count, or the total
-    weight); ``start`` is where L-BFGS begins (default: the map's ``initial()``).
+    scikit-learn's form of the objective: with ``norm = C * sum(w)`` it is the mean weighted loss
+    plus the penalty per unit weight (what its ``tol`` is measured on), with ``C = 1`` and
+    ``norm = n`` the mean loss plus ``penalty / n``. ``X`` is the input of the map (see each map),
+    ``y`` the class indices, ``weights`` the sample weights; ``start`` is where L-BFGS begins
+    (default: the map's ``initial()``).
     """
     from scipy.optimize import minimize
 
-    n = len(y)
-    cols = np.arange(n)
+    cols = np.arange(len(y))
+    scaled = C * weights
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
         z = linear_map.logits(theta, X)
         z -= z.max(axis=0)
-        G = np.exp(z)
-        total = G.sum(axis=0)
-        loss = float(np.dot(weights, np.log(total) - z[y, cols])) / norm
-        G *= weights / (norm * total)  # d loss / d z
-        G[y, cols] -= weights / norm
-        value, grad = linear_map.gradient(theta, X, G)
-        return loss + value, grad
+        P = np.exp(z)
+        total = P.sum(axis=0)
+        penalty, penalty_grad = linear_map.penalty(theta)
+        value = C * (weights @ (np.log(total) - z[y, cols])) + penalty
+        P /= total  # the posteriors; then d(C * sum w CE) / d z
+        P[y, cols] -= 1.0
+        P *= scaled
+        return float(value) / norm, (linear_map.backward(theta, X, P) + penalty_grad) / norm
 
     theta = linear_map.initial() if start is None else start
     options = {"maxiter": max_iter, "ftol": ftol, "gtol": gtol, "maxls": maxls}
@@ -96,7 +100,7 @@ def fit_logistic(
 
 
 class LinearMap:
-    """Parameters -> logits ``(k, n)``, and the gradient of the loss through them plus the penalty."""
+    """Parameters -> logits ``(k, n)``; the gradient through them; the penalty on the parameters."""
 
     def initial(self) -> np.ndarray:
         """Where the solver starts by default."""
@@ -106,18 +110,23 @@ class LinearMap:
         """The logits ``(k, n)`` of input ``X``."""
         raise NotImplementedError
 
-    def gradient(self, theta: np.ndarray, X: np.ndarray, G: np.ndarray) -> tuple[float, np.ndarray]:
-        """(penalty, gradient of loss + penalty) given ``G = d loss / d logits`` ``(k, n)``."""
+    def backward(self, theta: np.ndarray, X: np.ndarray, G: np.ndarray) -> np.ndarray:
+        """The gradient with respect to ``theta`` given ``G``, the gradient with respect to the logits."""
         raise NotImplementedError
+
+    def penalty(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """The penalty on ``theta`` and its gradient (none by default)."""
+        return 0.0, np.zeros_like(theta)
 
 
 class FullMap(LinearMap):
-    """``z = W x + b`` on standardised features ``XT`` ``(d, n)``: ``W`` is ``free x d`` with
-    ``free = k``, or one row against a zero logit for two classes; ``penalty`` is the L2 weight
-    of each feature's coefficients (``sum_f penalty_f ||W_f||^2 / 2``)."""
+    """``z = W x + b`` on standardised features ``X`` ``(n, d)``: ``W`` is ``free x d`` with
+    ``free = k``, or one row against a zero logit for two classes; the penalty is
+    ``sum_f weight_f ||W_f||^2 / 2`` with one weight per feature. The logits are the transpose of
+    the ``(n, k)`` product, so every reduction runs over the rows of that product."""
 
-    def __init__(self, k: int, d: int, penalty: np.ndarray) -> None:
-        self.k, self.d, self.penalty = k, d, penalty
+    def __init__(self, k: int, d: int, weight: np.ndarray) -> None:
+        self.k, self.d, self.weight = k, d, weight
         self.free = 1 if k == 2 else k
 
     def initial(self) -> np.ndarray:
@@ -129,14 +138,17 @@ class FullMap(LinearMap):
 
     def logits(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
         W, b = self.unpack(theta)
-        z = W @ X + b[:, None]
-        return np.vstack([np.zeros((1, X.shape[1])), z]) if self.free == 1 else z
+        z = X @ W.T + b
+        return (np.hstack([np.zeros((len(X), 1)), z]) if self.free == 1 else z).T
 
-    def gradient(self, theta: np.ndarray, X: np.ndarray, G: np.ndarray) -> tuple[float, np.ndarray]:
-        W, _ = self.unpack(theta)
+    def backward(self, theta: np.ndarray, X: np.ndarray, G: np.ndarray) -> np.ndarray:
         G = G[1:] if self.free == 1 else G
-        value = 0.5 * float(np.sum(W * W * self.penalty))
-        return value, np.concatenate([(G @ X.T + W * self.penalty).ravel(), G.sum(axis=1)])
+        return np.concatenate([(G @ X).ravel(), G.sum(axis=1)])
+
+    def penalty(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        W, _ = self.unpack(theta)
+        gradient = np.concatenate([(W * self.weight).ravel(), np.zeros(self.free)])
+        return 0.5 * np.sum(W * W * self.weight), gradient
 
     def full(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(coef ``(k, d)``, intercept ``(k,)``): class 0 keeps a zero logit in the binary case."""
@@ -152,10 +164,10 @@ class FullMap(LinearMap):
 
 class TiedMap(LinearMap):
     """``z = sum_j a_j L_j + b`` on the systems' transposed log-posteriors ``X`` ``(m, k, n)``,
-    with an L2 penalty ``||a||^2 / 2 * penalty``."""
+    with the L2 penalty ``||a||^2 / 2``."""
 
-    def __init__(self, m: int, k: int, penalty: float) -> None:
-        self.m, self.k, self.penalty = m, k, penalty
+    def __init__(self, m: int, k: int) -> None:
+        self.m, self.k = m, k
 
     def initial(self) -> np.ndarray:
         return np.concatenate([np.full(self.m, 1.0 / self.m), np.zeros(self.k)])
@@ -163,16 +175,19 @@ class TiedMap(LinearMap):
     def logits(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
         return np.tensordot(theta[: self.m], X, axes=1) + theta[self.m :, None]
 
-    def gradient(self, theta: np.ndarray, X: np.ndarray, G: np.ndarray) -> tuple[float, np.ndarray]:
+    def backward(self, theta: np.ndarray, X: np.ndarray, G: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.einsum("kn,mkn->m", G, X), G.sum(axis=1)])
+
+    def penalty(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         a = theta[: self.m]
-        grad_a = np.einsum("kn,mkn->m", G, X) + self.penalty * a
-        return 0.5 * self.penalty * float(a @ a), np.concatenate([grad_a, G.sum(axis=1)])
+        return 0.5 * float(a @ a), np.concatenate([a, np.zeros(self.k)])
 
 
 class ScaleMap(LinearMap):
     """A calibration map on standardised log-posteriors ``X = (log p - shift) / spread`` ``(k, n)``
     (``shift``: the per-class means when there is a bias; ``spread``: one overall standard
-    deviation); with ``l2``, an L2 penalty pulling a vector or matrix scale towards the identity."""
+    deviation); with ``l2``, the penalty ``l2 ||scale - I||^2`` pulling a vector or matrix scale
+    towards the identity (on the ``log p`` scale)."""
 
     def __init__(self, scale: str, k: int, l2: float = 0.0, shift: np.ndarray | None = None,
                  spread: float = 1.0) -> None:
@@ -228,21 +243,22 @@ class ScaleMap(LinearMap):
         scale = {"temperature": np.ones(1), "shared": np.ones(1), "vector": np.ones(k), "matrix": np.eye(k)}
         return self.from_original(scale[self.scale], np.zeros(k))
 
-    def gradient(self, theta: np.ndarray, X: np.ndarray, G: np.ndarray) -> tuple[float, np.ndarray]:
-        k = self.k
-        scale, _ = self.unpack(theta)
-        grad_bias = G.sum(axis=1)
+    def backward(self, theta: np.ndarray, X: np.ndarray, G: np.ndarray) -> np.ndarray:
         if self.scale in ("temperature", "shared"):
             grad_scale = np.array([np.sum(G * X)])
         elif self.scale == "vector":
             grad_scale = np.sum(G * X, axis=1)
         else:
             grad_scale = (G @ X.T).ravel()
-        value = 0.0
-        if self.l2 and self.scale in ("vector", "matrix"):
-            offset = (scale / self.spread - (1.0 if self.scale == "vector" else np.eye(k))).ravel()
-            value = self.l2 * float(offset @ offset)
-            grad_scale = grad_scale + 2.0 * self.l2 * offset / self.spread
         if self.scale == "temperature":
-            return value, grad_scale
-        return value, np.concatenate([grad_scale, grad_bias])
+            return grad_scale
+        return np.concatenate([grad_scale, G.sum(axis=1)])
+
+    def penalty(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        if not self.l2 or self.scale not in ("vector", "matrix"):
+            return 0.0, np.zeros_like(theta)
+        scale, _ = self.unpack(theta)
+        offset = (scale / self.spread - (1.0 if self.scale == "vector" else np.eye(self.k))).ravel()
+        grad = np.zeros_like(theta)
+        grad[: offset.size] = 2.0 * self.l2 * offset / self.spread
+        return self.l2 * float(offset @ offset), grad
