@@ -12,8 +12,8 @@ of data) and its penalty:
   (matrix) or ``a log p`` (temperature), for calibration.
 
 Sample weights (:func:`class_weights`) make each class weigh its share of a prior. The maps
-work on standardised inputs, and their callers map the parameters back, which cuts L-BFGS
-iterations several-fold without moving the optimum.
+work on standardised inputs, and their callers map the parameters back: the optimum is the
+same, and L-BFGS needs fewer iterations.
 """
 
 from __future__ import annotations
