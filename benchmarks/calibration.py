@@ -70,7 +70,7 @@ def load_example(system: str, examples: Path) -> Dataset:
     """A shipped GoEmotions dev posterior file with its labels and sidecar training prior."""
     aligned = load_aligned([str(examples / f"{system}_dev.csv")], str(examples / "labels_dev.csv"))
     table = aligned.tables[0]
-    prior = np.array([table.meta["train_prior"][c] for c in table.columns])
+    prior = np.array([table.sidecar.train_prior[c] for c in table.columns])
     return Dataset(f"goemotions/{system}", table.values, aligned.y(), table.columns, prior / prior.sum())
 
 

@@ -1,41 +1,31 @@
-"""The calibrator contract: posteriors in, posteriors (or decisions) out, saved as JSON.
+"""The calibrator contract: one posterior table in, posteriors (or decisions) out.
 
-Every calibrator has ``fit(P, y, classes=...)`` (P: (n, k) posteriors in ``classes``
-order, y: class indices), ``transform(P)`` giving new posteriors, ``predict(P)`` giving
-class indices, ``to_dict()`` and a ``from_dict`` classmethod. A calibrator whose
-``decides`` is True (per-class thresholds) changes decisions, not posteriors: it ends a
-chain, and the chain's output is then a decision file ``id,label``.
-
-The model document of every calibrator is ``{"method", "classes", "params"}``: ``params``
-holds the options and the learned state, as plain JSON numbers and lists.
+A calibrator is a one-input :class:`~sermm.estimator.Estimator`: ``fit(P, y, classes=...)``
+(P: (n, k) posteriors in ``classes`` order, or a posterior :class:`~sermm.tables.ScoreTable`;
+y: class indices), ``transform(P)`` giving new posteriors and ``predict(P)`` giving class
+indices. A calibrator whose ``decides`` is True (per-class thresholds) changes decisions,
+not posteriors: it ends a chain (:mod:`sermm.chain`), whose output is then a decision file
+``id,label``.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any
 
 import numpy as np
 
 from sermm.errors import SermmError
-from sermm.modelfile import from_registry
-
-#: method name -> calibrator class; filled by :func:`register`.
-REGISTRY: dict[str, type[Calibrator]] = {}
+from sermm.estimator import Estimator
+from sermm.tables import ScoreTable
 
 
-class Calibrator:
-    """Base class: argmax decisions, the registry, and model-file (de)serialisation.
+class Calibrator(Estimator):
+    """Base class: input checks, argmax decisions, and the calibrator's part of a model file."""
 
-    Estimator style (options in ``__init__``, learned state in attributes ending in ``_``,
-    ``fit`` returns self) without scikit-learn's BaseEstimator, whose import alone would
-    double the start-up time of ``sermm-calibrate``.
-    """
+    layer = "calibration"
 
-    method: ClassVar[str] = ""
-    decides: ClassVar[bool] = False
-    classes_: list[str]
-
-    def fit(self, P: np.ndarray, y: np.ndarray | None = None, *, classes: list[str] | None = None):
+    def fit(self, P: np.ndarray | ScoreTable, y: np.ndarray | None = None, *,
+            classes: list[str] | None = None) -> Calibrator:
         """Learn from posteriors ``P`` (n, k) and labels ``y``; returns self."""
         raise NotImplementedError
 
@@ -47,54 +37,46 @@ class Calibrator:
         """Class indices: the argmax of the calibrated posteriors."""
         return np.argmax(self.transform(P), axis=1)
 
-    def output_prior(self, prior: np.ndarray | None) -> np.ndarray | None:
-        """The class prior the outputs are under, given the prior of the inputs (None: unknown)."""
-        return prior
-
-    def to_dict(self) -> dict:
-        """The learned state as plain JSON values: ``{"method", "classes", "params"}``."""
-        return {"method": self.method, "classes": list(self.classes_), "params": self._params()}
-
-    @classmethod
-    def from_dict(cls, doc: dict) -> Calibrator:
-        """Rebuild a fitted calibrator from :meth:`to_dict` output."""
-        classes = doc["classes"]
-        params = doc["params"]
-        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes) or not classes:
-            raise ValueError("'classes' must be a non-empty list of class names")
-        if not isinstance(params, dict):
-            raise ValueError("'params' must be an object")
-        calibrator = cls._from_params(params, len(classes))
-        calibrator.classes_ = list(classes)
-        return calibrator
-
-    def _params(self) -> dict:
-        """Options and learned state for the model file (subclasses)."""
-        raise NotImplementedError
-
-    @classmethod
-    def _from_params(cls, params: dict, k: int) -> Calibrator:
-        """A fitted calibrator from the ``params`` of a model file with ``k`` classes (subclasses)."""
-        raise NotImplementedError
-
-    def _start_fit(self, P: np.ndarray, y: np.ndarray | None, classes: list[str] | None, *,
+    def _start_fit(self, P: np.ndarray | ScoreTable, y: np.ndarray | None, classes: list[str] | None, *,
                    need_labels: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """Check the inputs of ``fit`` and set ``classes_``."""
+        """Check the parameters and the inputs of ``fit``; set ``columns_`` and the input system."""
+        self.validate_params()
+        system = "system1"
+        if isinstance(P, ScoreTable):
+            classes, system, P = P.columns, P.system, P.values
         P = check_posteriors(P)
         k = P.shape[1]
         if classes is None:
             classes = [str(i) for i in range(k)]
         if len(classes) != k:
             raise ValueError(f"{len(classes)} class names for {k} posterior columns")
-        self.classes_ = list(classes)
+        self.columns_ = list(classes)
+        self.systems_ = [system]
+        self.fit_info_ = {}
         if y is None:
             if need_labels:
-                raise SermmError(f"{self.method}: labels are needed to fit (pass --labels FILE)")
+                raise SermmError(f"{self.method}: labels are needed to fit (y)")
             return P, None
         y = np.asarray(y)
         if y.shape != (P.shape[0],) or y.dtype.kind not in "iu" or (y.size and (y.min() < 0 or y.max() >= k)):
             raise ValueError(f"y must hold {P.shape[0]} class indices in [0, {k})")
         return P, y.astype(np.int64)
+
+    def _checked(self, P: np.ndarray) -> np.ndarray:
+        """``P`` as float64 posteriors with as many columns as the calibrator has classes."""
+        self.check_fitted()
+        P = np.asarray(P, dtype=np.float64)
+        if P.ndim != 2 or P.shape[1] != len(self.columns_):
+            raise ValueError(f"expected posteriors of shape (n, {len(self.columns_)}), got {P.shape}")
+        return P
+
+    def _inputs_doc(self) -> dict[str, Any]:
+        return {"kind": "posterior", "systems": list(self.systems_), "widths": [len(self.columns_)]}
+
+    def _set_inputs(self, inputs: dict[str, Any]) -> None:
+        if inputs.get("kind") != "posterior":
+            raise ValueError(f"a calibrator's inputs are posteriors, not {inputs.get('kind')!r}")
+        self.systems_ = [str(s) for s in inputs["systems"]]
 
 
 def check_posteriors(P: np.ndarray) -> np.ndarray:
@@ -103,51 +85,3 @@ def check_posteriors(P: np.ndarray) -> np.ndarray:
     if P.ndim != 2 or P.shape[0] == 0 or P.shape[1] == 0:
         raise ValueError(f"posteriors must have shape (n, k) with n, k >= 1, got {P.shape}")
     return P
-
-
-def vector_param(params: dict, key: str, k: int) -> np.ndarray:
-    """A length-``k`` float vector from a model file's params."""
-    value = np.asarray(params[key], dtype=np.float64)
-    if value.shape != (k,) or not np.all(np.isfinite(value)):
-        raise ValueError(f"'{key}' must be {k} finite numbers")
-    return value
-
-
-def register(cls: type[Calibrator]) -> type[Calibrator]:
-    """Class decorator: make a calibrator loadable by its ``method`` name."""
-    REGISTRY[cls.method] = cls
-    return cls
-
-
-def calibrator_from_dict(doc: dict, *, source: str = "model") -> Calibrator:
-    """Rebuild any registered calibrator from a model document; a malformed one is a clear error."""
-    import sermm.calibration.methods  # noqa: F401  (registers the calibrators)
-
-    return from_registry(REGISTRY, doc, layer="calibration", source=source)
-
-
-def apply_chain(
-    P: np.ndarray, classes: list[str], calibrators: list[tuple[str, Calibrator]]
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Run posteriors through calibrators in order; return (posteriors, decisions or None).
-
-    ``calibrators`` pairs each calibrator with the file it came from, for error messages.
-    A deciding calibrator (thresholds) must come last.
-    """
-    decisions = None
-    for i, (source, calibrator) in enumerate(calibrators):
-        if set(calibrator.classes_) != set(classes) or len(calibrator.classes_) != len(classes):
-            raise SermmError(
-                f"{source}: calibrated for classes {', '.join(calibrator.classes_)}, "
-                f"but the scores have {', '.join(classes)}"
-            )
-        order = np.array([classes.index(c) for c in calibrator.classes_])
-        if calibrator.decides:
-            if i != len(calibrators) - 1:
-                raise SermmError(f"{source}: a decision rule ({calibrator.method}) must come last")
-            decisions = order[calibrator.predict(P[:, order])]
-        else:
-            calibrated = np.empty_like(P)
-            calibrated[:, order] = calibrator.transform(P[:, order])
-            P = calibrated
-    return P, decisions

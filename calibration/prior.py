@@ -13,18 +13,26 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sermm.calibration.base import Calibrator, register, vector_param
+from sermm.calibration.base import Calibrator
 from sermm.errors import SermmError
+from sermm.estimator import VECTOR, Interval, Options, register, state_array
 from sermm.priors import check_prior
 
 
 def rebalance(P: np.ndarray, train_prior: np.ndarray, target_prior: np.ndarray) -> np.ndarray:
     """Posteriors ``P`` (n, k) under ``train_prior`` re-expressed under ``target_prior``.
 
+    When the two priors are the same (to within 1e-12, the rounding of a prior written to a
+    file and read back), ``P`` comes back unchanged (a copy), so rebalancing posteriors to the
+    prior they are already under changes nothing.
+
     >>> rebalance(np.array([[0.5, 0.5]]), np.array([0.8, 0.2]), np.array([0.5, 0.5])).round(3)
     array([[0.2, 0.8]])
     """
-    Q = P * (target_prior / train_prior)
+    ratio = target_prior / train_prior
+    if np.abs(ratio - 1.0).max() <= 1e-12:
+        return np.array(P, dtype=np.float64)
+    Q = P * ratio
     sums = Q.sum(axis=1, keepdims=True)
     empty = np.flatnonzero(sums[:, 0] <= 0)
     if empty.size:
@@ -72,10 +80,16 @@ class PriorCalibrator(Calibrator):
 
     ``train_prior`` and a given ``target`` are in the class order of the posteriors. With
     ``target="estimate"``, ``fit`` estimates the prior of the (unlabelled) data it is given
-    by EM; the learned target is ``target_prior_`` either way.
+    by EM; the learned target is ``target_prior_`` either way, and the outputs are under it.
     """
 
     method = "prior"
+    _parameter_constraints = {
+        "train_prior": [Options(None), VECTOR],
+        "target": [Options("uniform", "estimate"), VECTOR],
+        "tol": [Interval(float, 0, None, closed="neither")],
+        "max_iter": [Interval(int, 1, None)],
+    }
 
     def __init__(
         self,
@@ -90,7 +104,7 @@ class PriorCalibrator(Calibrator):
         self.tol = tol
         self.max_iter = max_iter
 
-    def fit(self, P: np.ndarray, y: np.ndarray | None = None, *, classes: list[str] | None = None):
+    def fit(self, P, y=None, *, classes=None) -> PriorCalibrator:
         """Set the target prior; with ``target="estimate"``, estimate it from ``P`` by EM (y unused)."""
         P, _ = self._start_fit(P, y, classes, need_labels=False)
         k = P.shape[1]
@@ -100,46 +114,30 @@ class PriorCalibrator(Calibrator):
         self.n_iter_, self.converged_ = 0, True
         if isinstance(self.target, str) and self.target == "uniform":
             self.target_prior_ = np.full(k, 1.0 / k)
-        elif isinstance(self.target, str) and self.target == "estimate":
+        elif isinstance(self.target, str):
             result = estimate_prior_em(P, self.train_prior_, tol=self.tol, max_iter=self.max_iter)
             self.target_prior_, self.n_iter_, self.converged_ = result.prior, result.n_iter, result.converged
-        elif isinstance(self.target, str):
-            raise ValueError(f"target must be 'uniform', 'estimate' or a prior, got {self.target!r}")
         else:
             self.target_prior_ = check_prior(self.target, k, "target prior")
+        self.prior_ = self.target_prior_
         return self
 
     def transform(self, P: np.ndarray) -> np.ndarray:
         """Posteriors rebalanced from the training prior to the target prior."""
-        return rebalance(np.asarray(P, dtype=np.float64), self.train_prior_, self.target_prior_)
+        return rebalance(self._checked(P), self.train_prior_, self.target_prior_)
 
-    def output_prior(self, prior: np.ndarray | None) -> np.ndarray | None:
-        """The outputs are under the target prior."""
-        return self.target_prior_
-
-    def _params(self) -> dict:
-        target = self.target if isinstance(self.target, str) else "given"
+    def _state(self) -> dict:
         return {
-            "target": target,
-            "train_prior": self.train_prior_.tolist(),
-            "target_prior": self.target_prior_.tolist(),
-            "tol": float(self.tol),
-            "max_iter": int(self.max_iter),
+            "train_prior": self.train_prior_,
+            "target_prior": self.target_prior_,
             "n_iter": int(self.n_iter_),
             "converged": bool(self.converged_),
         }
 
-    @classmethod
-    def _from_params(cls, params: dict, k: int) -> PriorCalibrator:
-        train = vector_param(params, "train_prior", k)
-        target_prior = vector_param(params, "target_prior", k)
-        if np.any(train <= 0) or np.any(target_prior < 0):
+    def _set_state(self, state: dict) -> None:
+        k = len(self.columns_)
+        self.train_prior_ = state_array(state, "train_prior", (k,))
+        self.target_prior_ = state_array(state, "target_prior", (k,))
+        if np.any(self.train_prior_ <= 0) or np.any(self.target_prior_ < 0):
             raise ValueError("priors must be positive (training) and non-negative (target)")
-        target = params["target"]
-        if target not in ("uniform", "estimate", "given"):
-            raise ValueError(f"'target' must be uniform, estimate or given, got {target!r}")
-        calibrator = cls(train, target if target != "given" else target_prior,
-                         tol=float(params["tol"]), max_iter=int(params["max_iter"]))
-        calibrator.train_prior_, calibrator.target_prior_ = train, target_prior
-        calibrator.n_iter_, calibrator.converged_ = int(params["n_iter"]), bool(params["converged"])
-        return calibrator
+        self.n_iter_, self.converged_ = int(state["n_iter"]), bool(state["converged"])

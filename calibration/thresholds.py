@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sermm.calibration.base import Calibrator, register, vector_param
+from sermm.calibration.base import Calibrator
+from sermm.estimator import Interval, register, state_array
 from sermm.metrics import confusion_matrices, confusion_matrix, macro_f1_from_confusion
 
 #: Candidate predictions scored per bincount pass (rows x candidates), to bound memory.
@@ -85,16 +86,24 @@ def _macro_f1_for_candidates(
 
 @register
 class ThresholdCalibrator(Calibrator):
-    """Per-class thresholds maximising dev macro-F1; decisions by the BSC-UPC ranking rule."""
+    """Per-class thresholds maximising dev macro-F1; decisions by the BSC-UPC ranking rule.
+
+    A decision step: ``predict`` gives the decisions, ``transform`` passes posteriors through.
+    """
 
     method = "thresholds"
     decides = True
+    keeps_prior = True
+    _parameter_constraints = {
+        "max_candidates": [Interval(int, 2, None)],
+        "max_sweeps": [Interval(int, 1, None)],
+    }
 
     def __init__(self, *, max_candidates: int = 200, max_sweeps: int = 10) -> None:
         self.max_candidates = max_candidates
         self.max_sweeps = max_sweeps
 
-    def fit(self, P: np.ndarray, y: np.ndarray | None = None, *, classes: list[str] | None = None):
+    def fit(self, P, y=None, *, classes=None) -> ThresholdCalibrator:
         """Coordinate ascent from all-zero thresholds (= argmax); a move must raise dev macro-F1."""
         P, y = self._start_fit(P, y, classes, need_labels=True)
         k = P.shape[1]
@@ -116,35 +125,27 @@ class ThresholdCalibrator(Calibrator):
                 break
         self.thresholds_ = thresholds
         self.dev_macro_f1_ = best
+        self.prior_ = None
         return self
 
     def transform(self, P: np.ndarray) -> np.ndarray:
         """Thresholds change decisions, not posteriors: ``P`` unchanged."""
-        return np.asarray(P, dtype=np.float64)
+        return self._checked(P)
 
     def predict(self, P: np.ndarray) -> np.ndarray:
         """Class indices by the threshold rule."""
-        return threshold_decisions(np.asarray(P, dtype=np.float64), self.thresholds_)
+        return threshold_decisions(self._checked(P), self.thresholds_)
 
-    def output_prior(self, prior: np.ndarray | None) -> np.ndarray | None:
-        """Posteriors pass through unchanged."""
-        return prior
-
-    def _params(self) -> dict:
+    def _state(self) -> dict:
         return {
-            "thresholds": self.thresholds_.tolist(),
-            "max_candidates": int(self.max_candidates),
-            "max_sweeps": int(self.max_sweeps),
+            "thresholds": self.thresholds_,
             "n_sweeps": int(self.n_sweeps_),
             "dev_macro_f1_argmax": float(self.dev_macro_f1_argmax_),
             "dev_macro_f1": float(self.dev_macro_f1_),
         }
 
-    @classmethod
-    def _from_params(cls, params: dict, k: int) -> ThresholdCalibrator:
-        calibrator = cls(max_candidates=int(params["max_candidates"]), max_sweeps=int(params["max_sweeps"]))
-        calibrator.thresholds_ = vector_param(params, "thresholds", k)
-        calibrator.n_sweeps_ = int(params["n_sweeps"])
-        calibrator.dev_macro_f1_argmax_ = float(params["dev_macro_f1_argmax"])
-        calibrator.dev_macro_f1_ = float(params["dev_macro_f1"])
-        return calibrator
+    def _set_state(self, state: dict) -> None:
+        self.thresholds_ = state_array(state, "thresholds", (len(self.columns_),))
+        self.n_sweeps_ = int(state["n_sweeps"])
+        self.dev_macro_f1_argmax_ = float(state["dev_macro_f1_argmax"])
+        self.dev_macro_f1_ = float(state["dev_macro_f1"])

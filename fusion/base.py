@@ -1,9 +1,9 @@
 """The fuser contract: several systems' score tables in, one posterior (or attribute) table out.
 
-A fuser is a small scikit-learn style estimator. ``fit(X, y)`` learns how to combine the
-systems, ``fuse(X)`` returns the combined scores, ``predict_proba`` / ``predict`` follow
-scikit-learn, and ``to_dict`` / ``from_dict`` turn the learned state into plain JSON values
-(method, classes or attributes, input systems in order, hyper-parameters, learned state).
+A fuser is an N-input :class:`~sermm.estimator.Estimator`. ``fit(X, y)`` learns how to combine
+the systems, ``transform(X)`` returns the combined scores, ``predict_proba`` / ``predict``
+follow scikit-learn, and ``to_dict`` / :func:`sermm.estimator.estimator_from_dict` save and
+rebuild it (method, output classes or attributes, input systems in order, parameters, state).
 
 ``X`` is one of: a list of aligned :class:`~sermm.tables.ScoreTable` (one per system, same
 ids in the same order), a list of ``(n, k)`` arrays, or an ``(n, m, k)`` array (what
@@ -14,45 +14,23 @@ names) for categorical labels, or an ``(n, a)`` array of attribute values.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
 
 from sermm.errors import SermmError
-from sermm.metrics import categorical_summary, ccc
-from sermm.modelfile import from_registry
-from sermm.tables import ScoreTable
-
-#: method name -> fuser class; filled by :func:`register`.
-REGISTRY: dict[str, type[Fuser]] = {}
+from sermm.estimator import Estimator
+from sermm.metrics import DEV_METRICS, categorical_summary, ccc
+from sermm.tables import ScoreTable, shared_train_prior
 
 #: Rows fused at a time (bounded temporaries when applying to large files).
 APPLY_ROWS = 1 << 16
-
-#: Version of the ``state`` layout inside fusion model files.
-STATE_VERSION = 1
-
 
 def row_chunks(n: int, size: int = APPLY_ROWS) -> Iterator[slice]:
     """Consecutive row slices of at most ``size`` rows covering ``range(n)``."""
     for start in range(0, n, max(1, size)):
         yield slice(start, min(n, start + max(1, size)))
-
-
-def state_array(state: dict, key: str, shape: tuple[int, ...]) -> np.ndarray:
-    """``state[key]`` as finite floats of ``shape``: a model file edited by hand fails here, not later."""
-    value = np.asarray(state[key], dtype=np.float64)
-    if value.shape != shape or not np.isfinite(value).all():
-        raise ValueError(f"state '{key}' must be finite numbers of shape {shape}, got shape {value.shape}")
-    return value
-
-
-def register(cls: type[Fuser]) -> type[Fuser]:
-    """Class decorator: make a fuser loadable by its ``method`` name."""
-    REGISTRY[cls.method] = cls
-    return cls
 
 
 def blocks_of(X: Any) -> tuple[list[np.ndarray], list[ScoreTable] | None]:
@@ -100,77 +78,31 @@ def class_prior(y: np.ndarray, k: int) -> np.ndarray:
 
 
 def evaluate(values: np.ndarray, y: np.ndarray, kind: str) -> dict[str, float]:
-    """Dev metrics of fused (or single-system) scores: macro-F1/UA/WA, or CCC per attribute column."""
+    """Dev metrics of fused (or single-system) scores: the :data:`~sermm.metrics.DEV_METRICS` of the
+    argmax decisions, or CCC per attribute column."""
     if kind == "attribute":
         per = np.atleast_1d(ccc(y, values))
         return {f"ccc_{j}": float(v) for j, v in enumerate(per)}
     k = values.shape[1]
     summary = categorical_summary(y, np.argmax(values, axis=1), n_classes=k)
-    return {"macro_f1": summary["macro_f1"], "ua": summary["ua"], "wa": summary["wa"]}
+    return {key: summary[key] for key in DEV_METRICS}
 
 
-class Params:
-    """scikit-learn's parameter protocol (``get_params``, ``set_params``, tags) without importing it.
-
-    Importing scikit-learn costs seconds; ``sermm-fuse apply`` must start fast, so fusers only
-    import it where they fit a model. ``clone`` and ``GridSearchCV`` work as with
-    ``sklearn.base.BaseEstimator``: the constructor arguments are the parameters, stored as is.
-    """
-
-    @classmethod
-    def _get_param_names(cls) -> list[str]:
-        if cls.__init__ is object.__init__:
-            return []
-        signature = inspect.signature(cls.__init__)
-        return sorted(
-            p.name
-            for p in signature.parameters.values()
-            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        )
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor parameters and their current values."""
-        return {name: getattr(self, name) for name in self._get_param_names()}
-
-    def set_params(self, **params: Any) -> Params:
-        """Set constructor parameters (as GridSearchCV does); returns self."""
-        valid = self._get_param_names()
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__} (valid: {valid})")
-            setattr(self, name, value)
-        return self
-
-    def __sklearn_tags__(self) -> Any:
-        from sklearn.base import BaseEstimator
-
-        return BaseEstimator.__sklearn_tags__(self)
-
-    def __repr__(self) -> str:
-        names = self._get_param_names()
-        defaults = {
-            p.name: p.default
-            for p in inspect.signature(type(self).__init__).parameters.values()
-            if p.name in names
-        }
-        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if defaults.get(k) != v]
-        return f"{type(self).__name__}({', '.join(changed)})"
-
-
-class Fuser(Params):
-    """Base class: input handling, labels, scoring, and model-file (de)serialisation.
+class Fuser(Estimator):
+    """Base class: N-input handling, labels, scoring, and the fuser's part of a model file.
 
     Subclasses set ``method``, the input ``kinds`` they accept, whether they need labels
-    (``needs_labels``, with ``why_labels`` saying why), and implement ``_fit``, ``_fuse``,
-    ``_state`` and ``_set_state``. The model file's ``params`` are :meth:`get_params`.
+    (``needs_labels``, with ``why_labels`` saying why), ``_parameter_constraints``, and implement
+    ``_fit``, ``_fuse``, ``_state`` and ``_set_state``.
 
-    ``train_prior_`` is the class prior the fused posteriors embody (for prior rebalancing):
-    the dev label frequencies for logistic regression (uniform with balanced class weights),
-    the chosen prior for PLDA, the inputs' shared sidecar prior for mean/interp/vote (else
-    None). ``label_prior_`` holds the dev label frequencies.
+    ``prior_`` is the class prior the fused posteriors are under (for prior rebalancing): the
+    dev label frequencies for logistic regression (uniform with balanced class weights), the
+    chosen prior for PLDA; a mean, interpolation or vote keeps its inputs' prior
+    (``keeps_prior``), so at fit time it is the prior the dev inputs' sidecars agree on, if any.
+    ``label_prior_`` holds the dev label frequencies.
     """
 
-    method: ClassVar[str] = ""
+    layer = "fusion"
     kinds: ClassVar[tuple[str, ...]] = ("posterior",)
     needs_labels: ClassVar[bool] = True
     why_labels: ClassVar[str] = ""
@@ -179,21 +111,26 @@ class Fuser(Params):
 
     def fit(self, X: Any, y: Any = None, groups: np.ndarray | None = None) -> Fuser:
         """Learn how to combine the systems from development scores ``X`` and labels ``y``."""
+        self.validate_params()
         blocks, tables = blocks_of(X)
         self._learn_inputs(blocks, tables, y)
         target = self.encode_labels(y, len(blocks[0]))
         if target is None and self.needs_labels:
-            raise SermmError(f"{self.method} {self.why_labels}")
+            raise SermmError(f"{self.method} {self.why_labels}, so it needs the labels y of the rows of X")
         self.label_prior_ = (
             class_prior(target, len(self.columns_))
             if target is not None and self.output_kind_ == "posterior"
             else None
         )
-        self.train_prior_ = self._shared_input_prior(tables)
+        self.fit_info_ = {}
+        if self.label_prior_ is not None:
+            frequencies = zip(self.columns_, self.label_prior_.tolist(), strict=True)
+            self.fit_info_["label_frequencies"] = dict(frequencies)
+        self.prior_ = self._shared_input_prior(tables)
         self._fit(blocks, target, groups)
         return self
 
-    def fuse(self, X: Any) -> np.ndarray:
+    def transform(self, X: Any) -> np.ndarray:
         """The fused scores: ``(n, k)`` posteriors, or ``(n, a)`` attribute values.
 
         Computed in chunks of rows, so temporaries stay small whatever the input size.
@@ -209,17 +146,17 @@ class Fuser(Params):
         """Fused class posteriors, ``(n, k)`` in ``classes_`` order (rows sum to 1)."""
         if self.output_kind_ != "posterior":
             raise SermmError(f"{self.method}: attribute fusion has no class posteriors; use predict")
-        return self.fuse(X)
+        return self.transform(X)
 
     def predict(self, X: Any) -> np.ndarray:
         """Class indices (argmax of the fused posteriors), or fused attribute values."""
-        fused = self.fuse(X)
+        fused = self.transform(X)
         return fused if self.output_kind_ == "attribute" else np.argmax(fused, axis=1)
 
     def score(self, X: Any, y: Any) -> float:
         """Macro-F1 for classes, mean CCC for attributes (what GridSearchCV maximises by default)."""
         target = self.encode_labels(y, n_rows(X))
-        metrics = evaluate(self.fuse(X), target, self.output_kind_)
+        metrics = evaluate(self.transform(X), target, self.output_kind_)
         if self.output_kind_ == "attribute":
             return float(np.mean(list(metrics.values())))
         return metrics["macro_f1"]
@@ -229,58 +166,33 @@ class Fuser(Params):
         raise NotImplementedError
 
     @property
-    def classes_(self) -> list[str]:
-        """The output classes (posterior fusers)."""
-        return self.columns_
+    def values_(self) -> str:
+        """``regression`` for attribute fusion, else ``probability``."""
+        return "regression" if self.output_kind_ == "attribute" else "probability"
 
     # ----------------------------------------------------------------- model files
 
-    def to_dict(self) -> dict:
-        """The fitted fuser as plain JSON values (the body of a fusion model file)."""
-        key = "attributes" if self.output_kind_ == "attribute" else "classes"
-        body: dict[str, Any] = {
-            "method": self.method,
-            "input_kind": self.input_kind_,
-            key: list(self.columns_),
+    def _inputs_doc(self) -> dict[str, Any]:
+        return {
+            "kind": self.input_kind_,
             "systems": list(self.systems_),
-            "system_names_from_sidecar": bool(self.named_by_sidecar_),
-            "params": self.get_params(),
-            "dims": [int(d) for d in self.dims_],
-            "state_version": STATE_VERSION,
-            "state": self._state(),
+            "widths": [int(d) for d in self.dims_],
+            "by_name": bool(self.named_by_sidecar_),
+            "class_subset": bool(getattr(self, "class_subset_", False)),
         }
-        if self.train_prior_ is not None:
-            body["train_prior"] = {c: float(p) for c, p in zip(self.columns_, self.train_prior_, strict=True)}
-        if getattr(self, "label_prior_", None) is not None:
-            body["dev_label_frequencies"] = {
-                c: float(p) for c, p in zip(self.columns_, self.label_prior_, strict=True)
-            }
-        if getattr(self, "dev_metrics_", None):
-            body["dev_metrics"] = self.dev_metrics_
-        return body
 
-    @classmethod
-    def from_dict(cls, doc: dict) -> Fuser:
-        """Rebuild a fitted fuser from :meth:`to_dict` output (or a loaded model file)."""
-        fuser = cls(**doc.get("params", {}))
-        fuser.input_kind_ = doc["input_kind"]
-        fuser.output_kind_ = "attribute" if "attributes" in doc else "posterior"
-        fuser.columns_ = list(doc.get("attributes", doc.get("classes", [])))
-        fuser.systems_ = list(doc["systems"])
-        fuser.named_by_sidecar_ = bool(doc.get("system_names_from_sidecar", False))
-        fuser.dims_ = [int(d) for d in doc["dims"]]
-        prior = doc.get("train_prior")
-        fuser.train_prior_ = (
-            None if prior is None else np.array([prior[c] for c in fuser.columns_], dtype=np.float64)
-        )
-        frequencies = doc.get("dev_label_frequencies")
-        fuser.label_prior_ = (
-            None if frequencies is None else np.array([frequencies[c] for c in fuser.columns_])
-        )
-        if doc.get("dev_metrics"):
-            fuser.dev_metrics_ = doc["dev_metrics"]
-        fuser._set_state(doc["state"])
-        return fuser
+    def _set_inputs(self, inputs: dict[str, Any]) -> None:
+        self.input_kind_ = inputs["kind"]
+        if self.input_kind_ not in self.kinds:
+            kinds = " or ".join(self.kinds)
+            raise ValueError(f"{self.method} fuses {kinds} inputs, not {self.input_kind_!r}")
+        self.output_kind_ = "attribute" if self.input_kind_ == "attribute" else "posterior"
+        self.systems_ = [str(s) for s in inputs["systems"]]
+        self.dims_ = [int(d) for d in inputs["widths"]]
+        if len(self.dims_) != len(self.systems_):
+            raise ValueError("'inputs' needs one width per system")
+        self.named_by_sidecar_ = bool(inputs.get("by_name", False))
+        self.class_subset_ = bool(inputs.get("class_subset", False))
 
     # ----------------------------------------------------------------- for subclasses
 
@@ -322,7 +234,7 @@ class Fuser(Params):
         self.dims_ = [b.shape[1] for b in blocks]
         if tables is not None:
             self.systems_ = [t.system for t in tables]
-            self.named_by_sidecar_ = all(bool(t.meta.get("system")) for t in tables)
+            self.named_by_sidecar_ = all(t.sidecar is not None and bool(t.sidecar.system) for t in tables)
         else:
             self.systems_ = [f"system{j + 1}" for j in range(len(blocks))]
             self.named_by_sidecar_ = False
@@ -343,15 +255,7 @@ class Fuser(Params):
         """
         if self.output_kind_ != "posterior" or not tables:
             return None
-        priors = [t.meta.get("train_prior") for t in tables]
-        first = priors[0]
-        if not isinstance(first, dict) or any(p != first for p in priors):
-            return None
-        try:
-            values = np.array([float(first[c]) for c in self.columns_])
-        except (KeyError, TypeError, ValueError):
-            return None
-        return values / values.sum() if values.sum() > 0 else None
+        return shared_train_prior(tables, self.columns_)
 
     def _embedding_classes(self, y: Any) -> list[str]:
         """Classes of an embedding fuser: the ``classes`` parameter, else the sorted label names."""
@@ -359,7 +263,7 @@ class Fuser(Params):
         if given:
             return [c.strip() for c in given.split(",")] if isinstance(given, str) else list(given)
         if y is None:
-            raise SermmError(f"{self.method} {self.why_labels}")
+            raise SermmError(f"{self.method} {self.why_labels}, so it needs the labels y of the rows of X")
         y_arr = np.asarray(y)
         if y_arr.dtype.kind in "iu":
             return [str(j) for j in range(int(y_arr.max()) + 1)]
@@ -390,8 +294,7 @@ class Fuser(Params):
 
     def _check_inputs(self, X: Any) -> list[np.ndarray]:
         """Per-system arrays of ``X``, checked against what the fuser was fitted on."""
-        if not hasattr(self, "systems_"):
-            raise SermmError(f"{self.method}: this fuser is not fitted yet (call fit first)")
+        self.check_fitted()
         blocks, tables = blocks_of(X)
         if tables is not None and self.input_kind_ != "embedding":
             blocks = []
@@ -418,12 +321,3 @@ class Fuser(Params):
                 f"{self.method}: inputs have {widths} columns, the fuser was fitted on {list(self.dims_)}"
             )
         return blocks
-
-
-def fuser_from_dict(doc: dict, *, source: str = "model") -> Fuser:
-    """Rebuild any registered fuser from a model document."""
-    import sermm.fusion.methods  # noqa: F401  (registers the fusers)
-
-    if doc.get("state_version", STATE_VERSION) != STATE_VERSION:
-        raise SermmError(f"{source}: fusion state version {doc.get('state_version')} is not supported")
-    return from_registry(REGISTRY, doc, layer="fusion", source=source)

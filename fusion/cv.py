@@ -8,6 +8,7 @@ import numpy as np
 
 from sermm.errors import SermmError
 from sermm.fusion.base import Fuser, n_rows, take_rows
+from sermm.progress import progress
 
 #: Folds used inside ``fit`` when a hyper-parameter is chosen by cross-validation (``--C auto``).
 INNER_FOLDS = 5
@@ -52,11 +53,6 @@ def make_folds(
     return [(np.asarray(train), np.asarray(test)) for train, test in splits]
 
 
-def fresh(fuser: Fuser, **params: Any) -> Fuser:
-    """An unfitted copy of ``fuser`` with the same parameters (optionally changed)."""
-    return type(fuser)(**{**fuser.get_params(), **params})
-
-
 def cross_val_fuse(
     fuser: Fuser,
     X: Any,
@@ -68,13 +64,13 @@ def cross_val_fuse(
 ) -> np.ndarray:
     """Out-of-fold fused scores: each fold scored by a copy of ``fuser`` fitted on the other folds."""
     parts = []
-    for train, test in folds:
-        model = fresh(fuser, **params).fit(
+    for train, test in progress(folds, desc=f"{fuser.method}: cross-validation folds"):
+        model = fuser.clone(**params).fit(
             take_rows(X, train),
             None if y is None else y[train],
             None if groups is None else groups[train],
         )
-        parts.append((test, model.fuse(take_rows(X, test))))
+        parts.append((test, model.transform(take_rows(X, test))))
     out = np.empty((n_rows(X), parts[0][1].shape[1]))
     for test, fused in parts:
         out[test] = fused

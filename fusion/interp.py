@@ -34,12 +34,15 @@ from typing import Any
 
 import numpy as np
 
-from sermm.errors import SermmError
-from sermm.fusion.base import Fuser, register, row_chunks, state_array
+from sermm.estimator import Interval, Options, ParamError, register, state_array
+from sermm.fusion.base import Fuser, row_chunks
+from sermm.metrics import CATEGORICAL_METRICS, metric_by_option
+from sermm.metrics import METRICS as METRIC_TABLE
 from sermm.tables import log_posteriors, softmax
 
-#: Objectives ``interp`` can maximise (cross-entropy is minimised).
-METRICS = ("macro-f1", "ua", "accuracy", "cross-entropy", "ccc")
+#: Objectives ``interp`` can maximise, by their option names: every decision metric of the metric
+#: table (scored from per-class counts), cross-entropy (minimised) and CCC (attribute files).
+METRICS = (*(METRIC_TABLE[key].option for key in CATEGORICAL_METRICS), "cross-entropy", "ccc")
 DOMAINS = ("linear", "log")
 #: Elements per temporary array in the grid search (bounded memory: a few MiB each).
 CHUNK_ELEMENTS = 1 << 18
@@ -56,10 +59,10 @@ NEAR_TIE = 1e-9
 def steps_per_unit(step: float) -> int:
     """The number ``N`` of grid steps in 1; ``step`` must divide 1 (0.05 -> 20)."""
     if not 0 < step <= 1:
-        raise SermmError(f"--step must lie in (0, 1], got {step}")
+        raise ParamError("step", f"{{name}} must lie in (0, 1], got {step}")
     n = int(round(1.0 / step))
     if abs(n * step - 1.0) > 1e-9:
-        raise SermmError(f"--step {step} does not divide 1 (use e.g. 0.05, 0.1, 0.25)")
+        raise ParamError("step", f"{{name}} {step} does not divide 1 (use e.g. 0.05, 0.1, 0.25)")
     return n
 
 
@@ -71,9 +74,10 @@ def grid_size(m: int, n: int) -> int:
 def simplex_lattice(m: int, n: int) -> np.ndarray:
     """Every vector of ``m`` non-negative integers summing to ``n``, in lexicographic order."""
     if grid_size(m, n) > MAX_GRID:
-        raise SermmError(
+        raise ParamError(
+            "step",
             f"{m} systems at {n} steps per unit give {grid_size(m, n):,} weight vectors (at most "
-            f"{MAX_GRID:,}): use a larger --step, or logreg --tied"
+            f"{MAX_GRID:,}): use a larger {{name}}, or tied logistic-regression fusion (logreg, tied)",
         )
     if m == 1:
         return np.array([[n]], dtype=np.int64)
@@ -341,17 +345,9 @@ def _fix_near_ties(
 
 
 def objective_from_counts(pred: np.ndarray, tp: np.ndarray, support: np.ndarray, metric: str) -> np.ndarray:
-    """Macro-F1, UA or accuracy of every grid point from its predicted counts and true positives.
-
-    The same formulas as :mod:`sermm.metrics` (undefined ratios count as 0).
-    """
-    if metric == "accuracy":
-        return tp.sum(axis=1) / support.sum()
-    if metric == "ua":
-        recall = np.divide(tp, support, out=np.zeros(tp.shape), where=support > 0)
-        return recall.mean(axis=1)
-    den = support + pred
-    return np.divide(2.0 * tp, den, out=np.zeros(tp.shape), where=den > 0).mean(axis=1)
+    """A decision metric (by option name) of every grid point from its predicted counts and true
+    positives: the metric table's formula (:data:`sermm.metrics.METRICS`)."""
+    return metric_by_option(metric).of_counts(tp, pred, support)
 
 
 def cross_entropy_grid(S: list[np.ndarray], y: np.ndarray, weights: np.ndarray, domain: str) -> np.ndarray:
@@ -436,10 +432,13 @@ class InterpFuser(Fuser):
 
     method = "interp"
     kinds = ("posterior", "attribute")
-    why_labels = (
-        "chooses its weights by the development metric (macro-F1 by default), so it needs the "
-        "reference labels of the --inputs rows: pass --labels dev_labels.csv"
-    )
+    keeps_prior = True
+    _parameter_constraints = {
+        "step": [Interval(float, 0, 1, closed="right")],
+        "metric": [Options(None, *METRICS)],
+        "domain": [Options(*DOMAINS)],
+    }
+    why_labels = "chooses its weights by the development metric (macro-F1 by default)"
 
     def __init__(self, step: float = 0.05, metric: str | None = None, domain: str = "linear") -> None:
         self.step = step
@@ -447,8 +446,6 @@ class InterpFuser(Fuser):
         self.domain = domain
 
     def _fit(self, blocks: list[np.ndarray], y: np.ndarray | None, groups: Any) -> None:
-        if self.domain not in DOMAINS:
-            raise SermmError(f"--domain must be one of {', '.join(DOMAINS)}, got {self.domain!r}")
         metric = self.metric_
         n = steps_per_unit(self.step)
         lattice = simplex_lattice(len(blocks), n)
@@ -456,7 +453,7 @@ class InterpFuser(Fuser):
         self.grid_size_ = len(lattice)
         if self.output_kind_ == "attribute":
             if self.domain != "linear":
-                raise SermmError("--domain log applies to posteriors; attribute files fuse linearly")
+                raise ParamError("domain", "{name} log applies to posteriors; attribute files fuse linearly")
             chosen, best = [], []
             for a in range(len(self.columns_)):
                 X = np.column_stack([b[:, a] for b in blocks])
@@ -492,13 +489,12 @@ class InterpFuser(Fuser):
         """The objective in use: ``metric``, or macro-F1 (posteriors) / CCC (attributes)."""
         kind = getattr(self, "output_kind_", "posterior")
         metric = self.metric or ("ccc" if kind == "attribute" else "macro-f1")
-        if metric not in METRICS:
-            raise SermmError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
         if (metric == "ccc") != (kind == "attribute"):
-            raise SermmError(
-                "--metric ccc is for attribute files"
+            raise ParamError(
+                "metric",
+                "{name} ccc is for attribute files"
                 if metric == "ccc"
-                else f"attribute files are fused by CCC, not {metric}"
+                else f"attribute files are fused by CCC, not {metric}",
             )
         return metric
 
@@ -509,8 +505,6 @@ class InterpFuser(Fuser):
         return {"weights": self.weights_, "objective": self.objective_, "metric": self.metric_}
 
     def _set_state(self, state: dict) -> None:
-        if self.domain not in DOMAINS:
-            raise ValueError(f"params 'domain' must be one of {', '.join(DOMAINS)}, got {self.domain!r}")
         self.weights_ = state_array(state, "weights", weights_shape(self))
         self.objective_ = np.asarray(state["objective"], dtype=np.float64)
 
@@ -522,6 +516,7 @@ class MeanFuser(Fuser):
     method = "mean"
     kinds = ("posterior", "attribute")
     needs_labels = False
+    keeps_prior = True
 
     def _fit(self, blocks: list[np.ndarray], y: np.ndarray | None, groups: Any) -> None:
         m = len(blocks)

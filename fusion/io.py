@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -11,20 +10,15 @@ import pyarrow as pa
 from sermm.align import Aligned, align_ids
 from sermm.atomic import write_text
 from sermm.errors import SermmError
-from sermm.labels import read_labels
+from sermm.fusion.base import Fuser
+from sermm.metrics import DEV_METRICS, METRICS
 from sermm.tables import (
-    IdColumn,
-    ScoreTable,
     check_ids,
     find_id_column,
     read_arrow,
     read_scores,
     sniff_kind,
-    write_scores,
 )
-
-#: Column headers of the metric tables, by metric key.
-METRIC_NAMES = {"macro_f1": "macro-F1", "ua": "UA", "wa": "WA"}
 
 
 def read_groups(path: str, ids: np.ndarray) -> np.ndarray:
@@ -50,37 +44,30 @@ def read_groups(path: str, ids: np.ndarray) -> np.ndarray:
 
 
 def metric_names(kind: str, columns: list[str]) -> dict[str, str]:
-    """Metric keys and their headers: macro-F1/UA/WA, or CCC per attribute."""
+    """Metric keys and their headers (from the metric table): the dev metrics, or CCC per attribute."""
     if kind == "attribute":
-        return {f"ccc_{j}": f"CCC {c}" for j, c in enumerate(columns)}
-    return dict(METRIC_NAMES)
+        return {f"ccc_{j}": f"{METRICS['ccc'].title} {c}" for j, c in enumerate(columns)}
+    return {key: METRICS[key].title for key in DEV_METRICS}
 
 
-def load_for_model(
-    paths: list[str],
-    doc: dict,
-    source: str,
-    *,
-    scores: str = "auto",
-    labels: str | None = None,
-    split: str | None = None,
-    on_missing: str = "error",
+def read_for_fuser(
+    paths: list[str], fuser: Fuser, source: str, *, scores: str = "auto", on_missing: str = "error"
 ) -> Aligned:
-    """Read evaluation inputs for a saved fusion model, check them against it, align them.
+    """Read evaluation inputs for a fitted fuser, check them against it, align them by id.
 
-    The inputs must be the systems the model was trained on: matched by sidecar system name
+    The inputs must be the systems the fuser was trained on: matched by sidecar system name
     when the model and every input carry one (any order), else by file order. Their classes
-    (or attributes, or embedding sizes) must be the model's.
+    (or attributes, or embedding sizes) must be the fuser's. ``source`` names the model in errors.
     """
-    systems = list(doc["systems"])
-    kind = doc["input_kind"]
+    systems = list(fuser.systems_)
+    kind = fuser.input_kind_
     if len(paths) != len(systems):
         raise SermmError(
             f"{source}: trained on {len(systems)} system(s) ({', '.join(systems)}), "
             f"got {len(paths)} input file(s)"
         )
-    columns = list(doc.get("attributes", doc.get("classes", [])))
-    subset = columns if kind == "posterior" and doc.get("class_subset") else None
+    columns = list(fuser.columns_)
+    subset = columns if kind == "posterior" and fuser.class_subset_ else None
     tables = []
     for path in paths:
         found = sniff_kind(path)
@@ -88,8 +75,8 @@ def load_for_model(
             raise SermmError(f"{path} holds {found}s, but {source} fuses {kind} files")
         tables.append(read_scores(path, kind=kind, scores=scores, classes=subset))  # type: ignore[arg-type]
         pa.default_memory_pool().release_unused()  # the reader's scratch memory, before the next file
-    named = [t.meta.get("system") for t in tables]
-    if doc.get("system_names_from_sidecar") and all(named):
+    named = [None if t.sidecar is None else t.sidecar.system for t in tables]
+    if fuser.named_by_sidecar_ and all(named):
         for table, name in zip(tables, named, strict=True):
             if name not in systems:
                 raise SermmError(
@@ -102,10 +89,10 @@ def load_for_model(
         tables = [tables[named.index(s)] for s in systems]
     for j, table in enumerate(tables):
         if kind == "embedding":
-            if table.values.shape[1] != doc["dims"][j]:
+            if table.values.shape[1] != fuser.dims_[j]:
                 raise SermmError(
                     f"{table.path}: {table.values.shape[1]} embedding columns, but {source} was trained "
-                    f"on {doc['dims'][j]} for system '{systems[j]}'"
+                    f"on {fuser.dims_[j]} for system '{systems[j]}'"
                 )
         elif set(table.columns) != set(columns):
             what = "attributes" if kind == "attribute" else "classes"
@@ -115,40 +102,7 @@ def load_for_model(
             )
         elif table.columns != columns:
             tables[j] = table.with_columns(columns)
-    label_table = read_labels(labels, split=split) if labels else None
-    return align_ids(tables, label_table, on_missing=on_missing)  # type: ignore[arg-type]
-
-
-def output_meta(
-    method: str,
-    columns: list[str],
-    kind: str,
-    *,
-    inputs: list[str],
-    model: str | None,
-    train_prior: dict | None = None,
-    extra: dict | None = None,
-) -> dict:
-    """The sidecar of a fused score file."""
-    meta: dict = {"system": f"fusion-{method}"}
-    if kind == "attribute":
-        meta.update(attributes=list(columns), values="regression")
-    else:
-        meta.update(classes=list(columns), values="probability")
-        if train_prior is not None:
-            meta["train_prior"] = train_prior
-    meta.update(model=model, inputs=list(inputs))
-    meta.update(extra or {})
-    meta["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return meta
-
-
-def write_fused(
-    ids: np.ndarray | IdColumn, values: np.ndarray, columns: list[str], kind: str, path: str, meta: dict
-) -> None:
-    """Write fused scores (CSV or Parquet by extension) with their sidecar."""
-    table = ScoreTable(ids, values, list(columns), "attribute" if kind == "attribute" else "posterior")
-    write_scores(table, path, meta=meta)
+    return align_ids(tables, on_missing=on_missing)  # type: ignore[arg-type]
 
 
 def metrics_table(rows: list[tuple[str, dict]], names: dict[str, str], *, markdown: bool) -> str:

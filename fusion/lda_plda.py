@@ -23,8 +23,17 @@ from typing import Any
 import numpy as np
 
 from sermm.errors import SermmError
-from sermm.fusion.base import Fuser, register, state_array
-from sermm.fusion.logreg import choose_C, fit_multinomial, parse_C, require_every_class, warm
+from sermm.estimator import BOOLEAN, TEXT, Interval, OfType, Options, ParamError, register, state_array
+from sermm.fusion.base import Fuser
+from sermm.fusion.logreg import (
+    C_CONSTRAINT,
+    CLASS_WEIGHTS,
+    fit_multinomial,
+    fitted_prior,
+    learn_C,
+    require_every_class,
+    warm,
+)
 from sermm.priors import parse_prior as parse_class_prior
 from sermm.tables import softmax
 
@@ -46,7 +55,7 @@ def class_means(Z: np.ndarray, y: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
 def fit_norm(X: np.ndarray, norm: str) -> tuple[np.ndarray, np.ndarray]:
     """The centre and scale of a normalisation, learned on development embeddings."""
     if norm not in NORMS:
-        raise SermmError(f"--norm must be one of {', '.join(NORMS)}, got {norm!r}")
+        raise ParamError("norm", f"{{name}} must be one of {', '.join(NORMS)}, got {norm!r}")
     mean = X.mean(axis=0) if norm != "none" else np.zeros(X.shape[1])
     scale = X.std(axis=0) if norm == "standard" else np.ones(X.shape[1])
     scale[scale == 0] = 1.0
@@ -71,7 +80,7 @@ def lda_directions(Z: np.ndarray, y: np.ndarray, k: int, dim: int) -> tuple[np.n
 
     d = Z.shape[1]
     if not 1 <= dim <= d:
-        raise SermmError(f"--lda-dim {dim}: must lie between 1 and the feature size {d}")
+        raise ParamError("lda_dim", f"{{name}} {dim}: must lie between 1 and the feature size {d}")
     means, counts = class_means(Z, y, k)
     centre = Z.mean(axis=0)
     between = means - centre
@@ -124,17 +133,22 @@ def parse_prior(prior: str, classes: list[str], train: np.ndarray) -> np.ndarray
         return np.full(len(classes), 1.0 / len(classes))
     if prior == "train":
         return np.asarray(train, dtype=np.float64)
-    return parse_class_prior(prior, classes, "--prior", positive=True, only_classes=True)
+    try:
+        return parse_class_prior(prior, classes, "{name}", positive=True, only_classes=True)
+    except SermmError as exc:
+        raise ParamError("prior", str(exc)) from None
 
 
 class EmbeddingFuser(Fuser):
     """Shared by ``lda`` and ``plda``: concatenate, normalise, project by LDA."""
 
     kinds = ("embedding",)
-    why_labels = (
-        "learns class structure from labelled development embeddings, so it needs the reference "
-        "labels of the --inputs rows: pass --labels dev_labels.csv (id,label)"
-    )
+    _parameter_constraints = {
+        "norm": [Options(*NORMS)],
+        "lda_dim": [Interval(int, 1, None)],
+        "classes": [Options(None), TEXT, OfType((list, tuple), "a list of class names")],
+    }
+    why_labels = "learns class structure from labelled development embeddings"
 
     def _project_fit(self, blocks: list[np.ndarray], y: np.ndarray) -> np.ndarray:
         require_every_class(y, self.columns_, self.method)
@@ -160,8 +174,6 @@ class EmbeddingFuser(Fuser):
         }
 
     def _set_projection_state(self, state: dict) -> None:
-        if self.norm not in NORMS:
-            raise ValueError(f"params 'norm' must be one of {', '.join(NORMS)}, got {self.norm!r}")
         width = sum(self.dims_)
         self.norm_mean_ = state_array(state, "norm_mean", (width,))
         self.norm_scale_ = state_array(state, "norm_scale", (width,))
@@ -175,6 +187,13 @@ class LDAFuser(EmbeddingFuser):
     """Normalise, LDA, then multinomial logistic regression on the projected embeddings."""
 
     method = "lda"
+    _parameter_constraints = {
+        **EmbeddingFuser._parameter_constraints,
+        "C": C_CONSTRAINT,
+        "class_weight": CLASS_WEIGHTS,
+        "max_iter": [Interval(int, 1, None)],
+        "warm_start": [BOOLEAN],
+    }
 
     def __init__(
         self,
@@ -195,18 +214,14 @@ class LDAFuser(EmbeddingFuser):
         self.warm_start = warm_start
 
     def _fit(self, blocks: list[np.ndarray], y: np.ndarray, groups: np.ndarray | None) -> None:
-        C = parse_C(self.C)
-        self.C_curve_ = None
-        if C == "auto":
-            C, self.C_curve_ = choose_C(self, blocks, y, groups)
-        self.C_ = float(C)
+        learn_C(self, blocks, y, groups)
         Z = self._project_fit(blocks, y)
         k = len(self.columns_)
         start = warm(self, "coef_", (k, Z.shape[1]))
         self.coef_, self.intercept_, self.n_iter_ = fit_multinomial(
             Z, y, k, self.C_, self.class_weight, self.max_iter, start
         )
-        self.train_prior_ = np.full(k, 1.0 / k) if self.class_weight == "balanced" else self.label_prior_
+        self.prior_ = fitted_prior(self)
 
     def describe(self) -> str:
         """Normalisation, LDA size and C."""
@@ -243,6 +258,7 @@ class PLDAFuser(EmbeddingFuser):
     """Normalise, LDA, then a two-covariance PLDA scoring each class by its posterior predictive."""
 
     method = "plda"
+    _parameter_constraints = {**EmbeddingFuser._parameter_constraints, "prior": [TEXT]}
 
     def __init__(
         self, norm: str = "standard", lda_dim: int = 15, prior: str = "uniform", classes: str | None = None
@@ -258,7 +274,6 @@ class PLDAFuser(EmbeddingFuser):
         self.mu_, self.between_, self.within_ = model["mu"], model["B"], model["W"]
         self.means_, self.cov_ = model["means"], model["cov"]
         self.prior_ = parse_prior(self.prior, self.columns_, self.label_prior_)
-        self.train_prior_ = self.prior_
 
     def describe(self) -> str:
         """Normalisation, LDA size and prior."""
@@ -291,4 +306,4 @@ class PLDAFuser(EmbeddingFuser):
         self.within_ = state_array(state, "within", (dim, dim))
         self.means_ = state_array(state, "class_means", (k, dim))
         self.cov_ = state_array(state, "class_covariances", (k, dim, dim))
-        self.prior_ = state_array(state, "prior", (k,))
+        self.prior_ = state_array(state, "prior", (k,))  # the prior posteriors are computed under

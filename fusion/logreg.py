@@ -8,7 +8,7 @@ so it hardly overfits with many systems.
 
 Both minimise ``C * sum_i s_i CE_i + ||w||^2 / 2`` (the biases are not penalised; ``s_i`` are the
 ``class_weight`` sample weights), scikit-learn's convention. The coefficients are kept as plain
-arrays and ``fuse`` is numpy only, so a model loaded from JSON gives bit-identical output.
+arrays and ``transform`` is numpy only, so a model loaded from JSON gives bit-identical output.
 """
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ import numpy as np
 
 from sermm.calibration_metrics import cross_entropy
 from sermm.errors import SermmError
-from sermm.fusion.base import Fuser, n_rows, register, state_array, take_rows
-from sermm.tables import LOG_FLOOR, log_posteriors, row_max, softmax
+from sermm.estimator import BOOLEAN, Interval, Options, register, state_array
+from sermm.fusion.base import Fuser, n_rows, take_rows
+from sermm.logistic import FullMap, TiedMap, class_weights, fit_logistic
+from sermm.progress import progress
+from sermm.tables import LOG_FLOOR, log_posteriors, softmax
 
 #: Convergence tolerance of the solvers (scikit-learn's default 1e-4 stops visibly short here).
 TOL = 1e-6
@@ -30,27 +33,16 @@ FTOL = 64 * np.finfo(float).eps
 C_GRID = tuple(10.0**e for e in range(-3, 4))
 
 
-def parse_C(value: str | float) -> float | str:
-    """``--C``: a positive number, or ``auto``."""
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
-    try:
-        C = float(value)
-    except (TypeError, ValueError):
-        raise SermmError(f"--C must be a positive number or 'auto', got {value!r}") from None
-    if not C > 0:
-        raise SermmError(f"--C must be positive, got {value}")
-    return C
+#: What ``C`` may be: a positive number, or ``auto`` (chosen by cross-validation).
+C_CONSTRAINT = [Interval(float, 0, None, closed="neither"), Options("auto")]
+#: What ``class_weight`` may be.
+CLASS_WEIGHTS = [Options(None, "balanced")]
 
 
 def sample_weights(y: np.ndarray, k: int, class_weight: str | None) -> np.ndarray:
-    """Per-row weights: ones, or ``n / (k * count[y])`` for ``balanced`` (scikit-learn's rule)."""
-    if class_weight is None:
-        return np.ones(len(y))
-    if class_weight != "balanced":
-        raise SermmError(f"--class-weight must be 'balanced' or none, got {class_weight!r}")
-    counts = np.bincount(y, minlength=k)
-    return len(y) / (k * counts[y])
+    """Per-row weights: ones, or for ``balanced`` the weights that give every class the same
+    total (scikit-learn's ``n / (k * count[y])``, up to rounding)."""
+    return class_weights(y, k, None if class_weight is None else np.full(k, 1.0 / k))
 
 
 def require_every_class(y: np.ndarray, classes: list[str], method: str) -> None:
@@ -81,52 +73,28 @@ def fit_multinomial(
     """Multinomial logistic regression (L2, L-BFGS): coef ``(k, d)``, intercept ``(k,)``, iterations.
 
     scikit-learn's ``LogisticRegression(solver="lbfgs")`` model and objective, with its binary
-    case (one logit against a fixed zero for two classes), in numpy with an analytic gradient.
-    The solver works on standardised features with the penalty rescaled to match (the optimum
-    is the same, and L-BFGS needs far fewer iterations: centring alone cuts them several-fold,
-    scaling by another third); the coefficients and intercept are mapped back to the raw features.
-    ``start``, a previous ``(coef, intercept)`` of the same shapes, is where the solver begins (a
-    warm start); else it begins at zero.
+    case (one logit against a fixed zero for two classes), solved by :func:`sermm.logistic.fit_logistic`
+    on standardised features with the penalty rescaled to match (the optimum is the same, and
+    L-BFGS needs far fewer iterations); the coefficients are mapped back to the raw features.
+    ``start``, a previous ``(coef, intercept)`` of the same shapes, is where the solver begins
+    (a warm start); else it begins at zero.
     """
-    from scipy.optimize import minimize
-
     centre = F.mean(axis=0)
     scale = F.std(axis=0)
     scale[scale == 0] = 1.0
     X = np.ascontiguousarray((F - centre) / scale)
-    penalty = 1.0 / scale**2  # ||W_raw||^2 = sum (W_std / scale)^2: the raw features' L2 penalty
-    n, d = X.shape
-    free = 1 if k == 2 else k  # rows of coefficients the solver moves
     weights = sample_weights(y, k, class_weight)
-    total = weights.sum()
-    rows = np.arange(n)
-
-    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        W, b = theta[: free * d].reshape(free, d), theta[free * d :]
-        z = X @ W.T + b
-        if free == 1:
-            z = np.hstack([np.zeros((n, 1)), z])
-        z -= row_max(z)
-        resid = np.exp(z)
-        norm = resid.sum(axis=1, keepdims=True)
-        value = C * (weights @ (np.log(norm[:, 0]) - z[rows, y])) + 0.5 * np.sum(W * W * penalty)
-        resid /= norm  # the posteriors
-        resid[rows, y] -= 1.0
-        resid *= (C * weights)[:, None]
-        resid = resid[:, 1:] if free == 1 else resid
-        grad = np.concatenate([(resid.T @ X + W * penalty).ravel(), resid.sum(axis=0)])
-        return value / (C * total), grad / (C * total)  # per row, as scikit-learn (its tol means the same)
-
-    theta = np.zeros(free * (d + 1))
+    linear_map = FullMap(k, F.shape[1], 1.0 / scale**2)  # ||W_raw||^2 = sum (W_std / scale)^2
+    theta = None
     if start is not None:  # the same model in the solver's standardised coordinates
-        coef, intercept = start[0][k - free :], start[1][k - free :]
-        theta = np.concatenate([(coef * scale).ravel(), intercept + coef @ centre])
-    options = {"maxiter": max_iter, "gtol": TOL, "ftol": FTOL}
-    result = minimize(objective, theta, jac=True, method="L-BFGS-B", options=options)
-    coef, intercept = result.x[: free * d].reshape(free, d) / scale, result.x[free * d :]
-    if free == 1:  # softmax([0, z]) = sigmoid(z): class 0 keeps a zero logit
-        coef, intercept = np.vstack([np.zeros(d), coef]), np.concatenate([[0.0], intercept])
-    return coef, intercept - coef @ centre, int(result.nit)
+        coef, intercept = start
+        theta = linear_map.pack(coef * scale, intercept + coef @ centre)
+    # per unit weight, as scikit-learn (its tol means the same)
+    found = fit_logistic(linear_map, X, y, weights, C=C, norm=C * weights.sum(), start=theta,
+                         max_iter=max_iter, ftol=FTOL, gtol=TOL)
+    coef, intercept = linear_map.full(found.theta)
+    coef = coef / scale
+    return coef, intercept - coef @ centre, found.n_iter
 
 
 def fit_tied(
@@ -139,31 +107,12 @@ def fit_tied(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """One weight per system, one bias per class, by L-BFGS on the weighted multinomial log loss;
     from ``start`` (previous system weights and biases) if given, else from equal weights."""
-    from scipy.optimize import minimize
-
-    m, (n, k) = len(L), L[0].shape
-    stack = np.stack(L)
-    rows = np.arange(n)
-    total = weights.sum()
-
-    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        a, b = theta[:m], theta[m:]
-        z = np.tensordot(a, stack, axes=1) + b
-        z -= z.max(axis=1, keepdims=True)
-        log_norm = np.log(np.exp(z).sum(axis=1))
-        nll = weights @ (log_norm - z[rows, y])
-        resid = np.exp(z - log_norm[:, None])
-        resid[rows, y] -= 1.0
-        resid *= weights[:, None]
-        grad_a = C * np.einsum("nk,mnk->m", resid, stack) + a
-        grad_b = C * resid.sum(axis=0)
-        value = C * nll + 0.5 * a @ a
-        return value / total, np.concatenate([grad_a, grad_b]) / total
-
-    theta = np.concatenate(start if start is not None else (np.full(m, 1.0 / m), np.zeros(k)))
-    options = {"maxiter": max_iter, "gtol": TOL, "ftol": FTOL}
-    result = minimize(objective, theta, jac=True, method="L-BFGS-B", options=options)
-    return result.x[:m], result.x[m:], int(result.nit)
+    m, k = len(L), L[0].shape[1]
+    X = np.stack([np.ascontiguousarray(block.T) for block in L])  # (m, k, n)
+    theta = None if start is None else np.concatenate(start)
+    found = fit_logistic(TiedMap(m, k), X, y, weights, C=C, norm=weights.sum(), start=theta,
+                         max_iter=max_iter, ftol=FTOL, gtol=TOL)
+    return found.theta[:m], found.theta[m:], found.n_iter
 
 
 def warm(fuser: Fuser, name: str, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -177,21 +126,39 @@ def warm(fuser: Fuser, name: str, shape: tuple[int, ...]) -> tuple[np.ndarray, n
 
 def choose_C(fuser: Fuser, X: Any, y: np.ndarray, groups: np.ndarray | None) -> tuple[float, dict]:
     """Pick C from :data:`C_GRID` by (grouped) cross-validated cross-entropy; also the curve."""
-    from sermm.fusion.cv import INNER_FOLDS, fresh, make_folds
+    from sermm.fusion.cv import INNER_FOLDS, make_folds
 
     folds = make_folds(y, n_splits=INNER_FOLDS, groups=groups,
                        why=f"--C auto (picks C by {INNER_FOLDS}-fold inner cross-validation)")
     total = dict.fromkeys(C_GRID, 0.0)  # summed out-of-fold cross-entropy, per C
+    bar = progress(total=len(folds) * len(C_GRID), desc=f"{fuser.method}: choosing C")
     for train, test in folds:
         # Along the grid from the most regularised C, each fit starts where the last one ended.
-        model = fresh(fuser, warm_start=True)
+        model = fuser.clone(warm_start=True)
         X_train, X_test = take_rows(X, train), take_rows(X, test)
         for C in C_GRID:
             model.set_params(C=C).fit(X_train, y[train], None if groups is None else groups[train])
-            total[C] += cross_entropy(model.fuse(X_test), y[test]) * len(test)
+            total[C] += cross_entropy(model.transform(X_test), y[test]) * len(test)
+            bar.update()
+    bar.close()
     curve = {f"{C:g}": total[C] / n_rows(X) for C in C_GRID}
     best = min(C_GRID, key=lambda C: curve[f"{C:g}"])
     return best, curve
+
+
+def learn_C(fuser: Fuser, blocks: list[np.ndarray], y: np.ndarray, groups: np.ndarray | None) -> None:
+    """Set ``C_``: the ``C`` parameter, or the one ``auto`` chooses (then also ``C_curve_``)."""
+    C, fuser.C_curve_ = fuser.C, None
+    if C == "auto":
+        C, fuser.C_curve_ = choose_C(fuser, blocks, y, groups)
+    fuser.C_ = float(C)
+
+
+def fitted_prior(fuser: Fuser) -> np.ndarray:
+    """The prior a logistic regression's posteriors are under: the dev label frequencies, or
+    uniform with balanced class weights."""
+    k = len(fuser.columns_)
+    return np.full(k, 1.0 / k) if fuser.class_weight == "balanced" else fuser.label_prior_
 
 
 @register
@@ -199,10 +166,14 @@ class LogRegFuser(Fuser):
     """Multinomial logistic regression on the concatenated log-posteriors of all systems."""
 
     method = "logreg"
-    why_labels = (
-        "learns how far to trust each system and class from labelled development scores, so it "
-        "needs the reference labels of the --inputs rows: pass --labels dev_labels.csv (id,label)"
-    )
+    _parameter_constraints = {
+        "C": C_CONSTRAINT,
+        "class_weight": CLASS_WEIGHTS,
+        "tied": [BOOLEAN],
+        "max_iter": [Interval(int, 1, None)],
+        "warm_start": [BOOLEAN],
+    }
+    why_labels = "learns how far to trust each system and class from labelled development scores"
 
     def __init__(
         self,
@@ -221,11 +192,7 @@ class LogRegFuser(Fuser):
     def _fit(self, blocks: list[np.ndarray], y: np.ndarray, groups: np.ndarray | None) -> None:
         k = len(self.columns_)
         require_every_class(y, self.columns_, self.method)
-        C = parse_C(self.C)
-        self.C_curve_ = None
-        if C == "auto":
-            C, self.C_curve_ = choose_C(self, blocks, y, groups)
-        self.C_ = float(C)
+        learn_C(self, blocks, y, groups)
         weights = sample_weights(y, k, self.class_weight)
         L = [log_posteriors(b) for b in blocks]
         if self.tied:
@@ -238,7 +205,7 @@ class LogRegFuser(Fuser):
             self.coef_, self.intercept_, self.n_iter_ = fit_multinomial(
                 np.hstack(L), y, k, self.C_, self.class_weight, self.max_iter, start
             )
-        self.train_prior_ = np.full(k, 1.0 / k) if self.class_weight == "balanced" else self.label_prior_
+        self.prior_ = fitted_prior(self)
 
     def describe(self) -> str:
         """C, the weighting, and the learned system weights (tied) or coefficient shape."""

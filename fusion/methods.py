@@ -1,3 +1,3 @@
-"""Import every fuser module so that each method registers itself (see sermm.fusion.base.REGISTRY)."""
+"""Import every fuser module so that each method registers itself (the registry of sermm.estimator)."""
 
 from sermm.fusion import interp, lda_plda, logreg, vote  # noqa: F401

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from sermm.errors import SermmError
-from sermm.fusion.base import Fuser, evaluate, register
+from sermm.estimator import TEXT, Options, ParamError, register
+from sermm.fusion.base import Fuser, evaluate
 
 #: Added to the tie-break system's choice on tied rows, so that argmax reproduces the decision.
 TIE_EPSILON = 1e-6
@@ -47,6 +47,8 @@ class VoteFuser(Fuser):
 
     method = "vote"
     needs_labels = False
+    keeps_prior = True
+    _parameter_constraints = {"tie_break": [Options(None), TEXT]}
 
     def __init__(self, tie_break: str | None = None) -> None:
         self.tie_break = tie_break
@@ -55,8 +57,9 @@ class VoteFuser(Fuser):
         self.tie_break_reason_ = "chosen"
         if self.tie_break is not None:
             if self.tie_break not in self.systems_:
-                raise SermmError(
-                    f"--tie-break {self.tie_break}: no such system (systems: {', '.join(self.systems_)})"
+                raise ParamError(
+                    "tie_break",
+                    f"{{name}} {self.tie_break}: no such system (systems: {', '.join(self.systems_)})",
                 )
             self.tie_break_ = self.systems_.index(self.tie_break)
         elif y is not None:

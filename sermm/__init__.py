@@ -6,10 +6,10 @@ and writes reports. It never imports torch.
 
 import os
 
-# Arrow's allocator (mimalloc) keeps freed pages for a while; a CSV parse leaves ~4x the file
-# size of them behind, which the score matrices that follow cannot reuse. Returning them at
-# once takes about a fifth off the peak memory of a command on CSV inputs. Read when pyarrow
-# loads; a value the user set wins.
+# Arrow's allocator (mimalloc) keeps freed pages for a while; a CSV parse leaves several times
+# the file size of them behind, which the score matrices that follow cannot reuse. Returning
+# them at once lowers the peak memory of a command on CSV inputs (benchmarks/fusion.py measures
+# it). Read when pyarrow loads; a value the user set wins.
 os.environ.setdefault("MIMALLOC_PURGE_DELAY", "0")
 
 __version__ = "0.1.0"

@@ -143,16 +143,49 @@ def load_aligned(
     tables = [read_scores(p, kind=kind, scores=scores, classes=subset) for p in inputs]
     tables = align_columns(tables)
     label_table = read_labels(labels, split=split) if labels else None
-    if label_table is not None and subset is not None and label_table.labels is not None:
-        inside = np.isin(label_table.labels, subset)
-        if not inside.any():
-            raise SermmError(f"{labels}: no labels of the classes {', '.join(subset)}")
-        if not inside.all():
-            dropped = label_table.ids[~inside]
-            label_table = label_table.take(np.flatnonzero(inside))
-            tables = [t.take(np.flatnonzero(~np.isin(t.ids, dropped))) for t in tables]
+    if label_table is not None and subset is not None:
+        tables, label_table = _labels_within(tables, label_table, subset)
     aligned = align_ids(tables, label_table, on_missing=on_missing)
     if aligned.labels is not None and aligned.labels.labels is not None:
         if aligned.tables[0].kind == "posterior":
             aligned.y()
     return aligned
+
+
+def _labels_within(
+    tables: list[ScoreTable], labels: LabelTable, subset: list[str]
+) -> tuple[list[ScoreTable], LabelTable]:
+    """Leave out the labels of classes outside ``subset``, and the rows of the tables they label."""
+    if labels.labels is None:
+        return tables, labels
+    inside = np.isin(labels.labels, subset)
+    if not inside.any():
+        raise SermmError(f"{labels.path}: no labels of the classes {', '.join(subset)}")
+    if inside.all():
+        return tables, labels
+    dropped = labels.ids[~inside]
+    kept = [t.take(np.flatnonzero(~np.isin(t.ids, dropped))) for t in tables]
+    return kept, labels.take(np.flatnonzero(inside))
+
+
+def labelled_rows(
+    table: ScoreTable,
+    labels: str,
+    *,
+    split: str | None = None,
+    classes: list[str] | None = None,
+    on_missing: OnMissing = "error",
+) -> tuple[np.ndarray, LabelTable]:
+    """The rows of ``table`` that the label file labels, and their labels in that order.
+
+    Ids are matched as :func:`load_aligned` matches them (``on_missing``; with ``classes``,
+    labels of other classes leave the evaluation), but ``table`` itself keeps every row: the
+    labels only say which rows to score.
+    """
+    numbered = table.replace(values=np.arange(len(table), dtype=np.float64)[:, None], columns=["row"])
+    label_table = read_labels(labels, split=split)
+    tables = [numbered]
+    if classes is not None:
+        tables, label_table = _labels_within(tables, label_table, classes)
+    aligned = align_ids(tables, label_table, on_missing=on_missing)
+    return aligned.tables[0].values[:, 0].astype(np.int64), aligned.labels

@@ -16,10 +16,15 @@ as with scikit-learn's ``zero_division=0``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import ArrayLike
 
 __all__ = [
+    "METRICS",
+    "Metric",
     "accuracy_from_confusion",
     "categorical_summary",
     "categorical_summary_from_confusion",
@@ -38,10 +43,6 @@ __all__ = [
     "weighted_f1",
     "weighted_f1_from_confusion",
 ]
-
-#: Names of the metrics returned by :func:`categorical_summary`.
-CATEGORICAL_METRICS: tuple[str, ...] = ("macro_f1", "micro_f1", "weighted_f1", "ua", "wa")
-
 
 # ---------------------------------------------------------------------------
 # helpers
@@ -75,6 +76,87 @@ def _scalar(x: np.ndarray) -> float | np.ndarray:
     """Return a Python float for 0-d results, the array otherwise."""
     x = np.asarray(x)
     return float(x) if x.ndim == 0 else x
+
+
+# ---------------------------------------------------------------------------
+# the metric table
+# ---------------------------------------------------------------------------
+
+
+def _f1(tp: np.ndarray, predicted: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """Per-class F1, ``2 TP / (S + P)``."""
+    return _safe_div(2 * tp, support + predicted)
+
+
+def _macro_f1(tp: np.ndarray, predicted: np.ndarray, support: np.ndarray) -> np.ndarray:
+    return _f1(tp, predicted, support).mean(axis=-1)
+
+
+def _weighted_f1(tp: np.ndarray, predicted: np.ndarray, support: np.ndarray) -> np.ndarray:
+    return _safe_div((_f1(tp, predicted, support) * support).sum(axis=-1), support.sum(axis=-1))
+
+
+def _ua(tp: np.ndarray, predicted: np.ndarray, support: np.ndarray) -> np.ndarray:
+    return _safe_div(tp, support).mean(axis=-1)
+
+
+def _accuracy(tp: np.ndarray, predicted: np.ndarray, support: np.ndarray) -> np.ndarray:
+    return _safe_div(tp.sum(axis=-1), support.sum(axis=-1))
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: its key (in reports and model files), its column ``title``, its ``option``
+    spelling (``--metric``), what it scores (``decisions``, ``posteriors`` or ``attributes``),
+    its direction and unit, and, for decision metrics, the formula on per-class counts
+    (``of_counts(tp, predicted, support)``, on stacks with any leading axes)."""
+
+    key: str
+    title: str
+    option: str
+    scores: str
+    higher_is_better: bool = True
+    unit: str = ""
+    of_counts: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None
+
+
+#: The metrics sermm knows. The report, the fusion dev tables and
+#: cross-validated estimates, ``interp``'s objective and its ``--metric`` choices all read it.
+METRICS: dict[str, Metric] = {
+    m.key: m
+    for m in (
+        Metric("macro_f1", "macro-F1", "macro-f1", "decisions", of_counts=_macro_f1),
+        Metric("micro_f1", "micro-F1", "micro-f1", "decisions", of_counts=_accuracy),
+        Metric("weighted_f1", "weighted-F1", "weighted-f1", "decisions", of_counts=_weighted_f1),
+        Metric("ua", "UA", "ua", "decisions", of_counts=_ua),
+        Metric("wa", "WA", "accuracy", "decisions", of_counts=_accuracy),
+        Metric("cross_entropy", "CE", "cross-entropy", "posteriors", higher_is_better=False, unit="nats"),
+        Metric("nce", "NCE", "nce", "posteriors", higher_is_better=False),
+        Metric("ece", "ECE", "ece", "posteriors", higher_is_better=False),
+        Metric("brier", "Brier", "brier", "posteriors", higher_is_better=False),
+        Metric("ccc", "CCC", "ccc", "attributes"),
+    )
+}
+#: The decision metrics, as :func:`categorical_summary` returns them.
+CATEGORICAL_METRICS: tuple[str, ...] = tuple(k for k, m in METRICS.items() if m.scores == "decisions")
+#: The columns of fusion's dev tables and cross-validated estimates for class posteriors.
+DEV_METRICS: tuple[str, ...] = ("macro_f1", "ua", "wa")
+
+
+def metric_by_option(option: str) -> Metric:
+    """The metric an option names (``macro-f1``, ``accuracy``, ``cross-entropy``...)."""
+    for metric in METRICS.values():
+        if metric.option == option:
+            return metric
+    raise KeyError(option)
+
+
+def _counts(conf: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True positives, predicted counts and support per class of confusion matrices ``(..., k, k)``."""
+    conf = np.asarray(conf)
+    if conf.ndim < 2 or conf.shape[-1] != conf.shape[-2]:
+        raise ValueError(f"conf must have shape (..., k, k), got {conf.shape}")
+    return np.diagonal(conf, axis1=-2, axis2=-1), conf.sum(axis=-2), conf.sum(axis=-1)
 
 
 # ---------------------------------------------------------------------------
@@ -192,16 +274,11 @@ def per_class_scores_from_confusion(conf: ArrayLike) -> dict[str, np.ndarray]:
         ([0.6667, 1.0], [1.0, 0.5], [2, 2])
 
     """
-    conf = np.asarray(conf)
-    if conf.ndim < 2 or conf.shape[-1] != conf.shape[-2]:
-        raise ValueError(f"conf must have shape (..., k, k), got {conf.shape}")
-    tp = np.diagonal(conf, axis1=-2, axis2=-1)
-    support = conf.sum(axis=-1)
-    predicted = conf.sum(axis=-2)
+    tp, predicted, support = _counts(conf)
     return {
         "precision": _safe_div(tp, predicted),
         "recall": _safe_div(tp, support),
-        "f1": _safe_div(2 * tp, support + predicted),
+        "f1": _f1(tp, predicted, support),
         "support": support,
     }
 
@@ -220,7 +297,7 @@ def macro_f1_from_confusion(conf: ArrayLike) -> np.ndarray:
         array([0.7333, 1.    ])
 
     """
-    return per_class_scores_from_confusion(conf)["f1"].mean(axis=-1)
+    return _macro_f1(*_counts(conf))
 
 
 def ua_from_confusion(conf: ArrayLike) -> np.ndarray:
@@ -237,7 +314,7 @@ def ua_from_confusion(conf: ArrayLike) -> np.ndarray:
         0.75
 
     """
-    return per_class_scores_from_confusion(conf)["recall"].mean(axis=-1)
+    return _ua(*_counts(conf))
 
 
 def accuracy_from_confusion(conf: ArrayLike) -> np.ndarray:
@@ -252,11 +329,7 @@ def accuracy_from_confusion(conf: ArrayLike) -> np.ndarray:
         0.75
 
     """
-    conf = np.asarray(conf)
-    if conf.ndim < 2 or conf.shape[-1] != conf.shape[-2]:
-        raise ValueError(f"conf must have shape (..., k, k), got {conf.shape}")
-    correct = np.trace(conf, axis1=-2, axis2=-1)
-    return _safe_div(correct, conf.sum(axis=(-2, -1)))
+    return _accuracy(*_counts(conf))
 
 
 def micro_f1_from_confusion(conf: ArrayLike) -> np.ndarray:
@@ -286,17 +359,15 @@ def weighted_f1_from_confusion(conf: ArrayLike) -> np.ndarray:
         0.7333
 
     """
-    s = per_class_scores_from_confusion(conf)
-    support = s["support"]
-    return _safe_div((s["f1"] * support).sum(axis=-1), support.sum(axis=-1))
+    return _weighted_f1(*_counts(conf))
 
 
 def categorical_summary_from_confusion(conf: ArrayLike) -> dict[str, np.ndarray]:
     """All categorical summary metrics of (stacks of) confusion matrices.
 
     Returns:
-        dict with keys ``macro_f1``, ``micro_f1``, ``weighted_f1``, ``ua``,
-        ``wa``, each of shape ``conf.shape[:-2]``
+        dict with the keys of :data:`CATEGORICAL_METRICS` (``macro_f1``, ``micro_f1``,
+        ``weighted_f1``, ``ua``, ``wa``), each of shape ``conf.shape[:-2]``
 
     Examples:
         >>> s = categorical_summary_from_confusion([[2, 0], [1, 1]])
@@ -304,16 +375,8 @@ def categorical_summary_from_confusion(conf: ArrayLike) -> dict[str, np.ndarray]
         {'macro_f1': 0.7333, 'micro_f1': 0.75, 'weighted_f1': 0.7333, 'ua': 0.75, 'wa': 0.75}
 
     """
-    s = per_class_scores_from_confusion(conf)
-    support = s["support"]
-    wa = accuracy_from_confusion(conf)
-    return {
-        "macro_f1": s["f1"].mean(axis=-1),
-        "micro_f1": wa,
-        "weighted_f1": _safe_div((s["f1"] * support).sum(axis=-1), support.sum(axis=-1)),
-        "ua": s["recall"].mean(axis=-1),
-        "wa": wa,
-    }
+    counts = _counts(conf)
+    return {key: METRICS[key].of_counts(*counts) for key in CATEGORICAL_METRICS}
 
 
 # ---------------------------------------------------------------------------

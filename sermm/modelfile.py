@@ -1,50 +1,44 @@
-"""Versioned JSON model files for fusers and calibrators: data, never code (no pickle)."""
+"""Versioned JSON model files for fusers, calibrators and chains: data, never code (no pickle).
+
+A model file is ``{format, version, layer, sermm_version, created}`` followed by the body an
+estimator's ``to_dict`` gives (:mod:`sermm.estimator`) or, for a chain, its ``steps``. Files of
+version 1 (sermm 0.1) are read too: fusion models are rewritten into the current layout as
+they load; a calibration model of version 1 is refused with one line saying to refit it.
+"""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from sermm import __version__
 from sermm.atomic import write_json
 from sermm.errors import SermmError
+from sermm.estimator import to_jsonable
+from sermm.sidecar import now
 
 FORMAT = "sermm-model"
-VERSION = 1
+VERSION = 2
+LAYERS = ("fusion", "calibration", "chain")
 
 
-def to_jsonable(value: Any) -> Any:
-    """Convert numpy arrays and scalars (recursively) into plain JSON values."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    return value
-
-
-def save_model(path: str | Path, layer: str, body: dict) -> None:
+def save_model(path: str | Path, body: dict[str, Any]) -> None:
     """Write a model file: ``{format, version, layer, sermm_version, created, **body}``."""
+    body = to_jsonable(body)
     document = {
         "format": FORMAT,
         "version": VERSION,
-        "layer": layer,
+        "layer": body["layer"],
         "sermm_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        **to_jsonable(body),
+        "created": now(),
+        **{k: v for k, v in body.items() if k != "layer"},
     }
     write_json(path, document)
 
 
-def load_model(path: str | Path, layer: str | None = None) -> dict:
-    """Read and check a model file written by :func:`save_model`."""
+def read_model(path: str | Path) -> dict[str, Any]:
+    """The JSON document of a model file, checked to be one (any version)."""
     path = Path(path)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -54,25 +48,61 @@ def load_model(path: str | Path, layer: str | None = None) -> dict:
         raise SermmError(f"{path}: not a JSON model file ({exc})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise SermmError(f"{path}: not a sermm model file (no \"format\": \"{FORMAT}\")")
-    if document.get("version") != VERSION:
-        raise SermmError(
-            f"{path}: model file version {document.get('version')} is not supported "
-            f"(this sermm reads version {VERSION})"
-        )
-    if layer is not None and document.get("layer") != layer:
-        raise SermmError(f"{path}: a {document.get('layer')} model, expected a {layer} model")
     return document
 
 
-def from_registry(registry: dict[str, Any], doc: dict, *, layer: str, source: str) -> Any:
-    """Rebuild a registered fuser or calibrator from its model document; a malformed one is one line."""
-    method = doc.get("method")
-    if method not in registry:
-        known = ", ".join(sorted(registry))
-        raise SermmError(f"{source}: unknown {layer} method '{method}' (known: {known})")
+def load_model(path: str | Path, layer: str | tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Read and check a model file (of ``layer``, or one of several), upgraded to this version."""
+    document = read_model(path)
+    version = document.get("version")
+    if version == 1:
+        document = upgrade_v1(document, path)
+    elif version != VERSION:
+        raise SermmError(
+            f"{path}: model file version {version} is not supported "
+            f"(this sermm reads versions 1 and {VERSION})"
+        )
+    wanted = (layer,) if isinstance(layer, str) else layer
+    if wanted is not None and document.get("layer") not in wanted:
+        raise SermmError(f"{path}: a {document.get('layer')} model, expected a {' or '.join(wanted)} model")
+    return document
+
+
+def upgrade_v1(doc: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """A version-1 fusion model in the current layout (its ``state`` is unchanged)."""
+    if doc.get("layer") != "fusion":
+        method = doc.get("method", "METHOD")
+        raise SermmError(
+            f"{path}: a {doc.get('layer')} model from sermm 0.1 (model file version 1), which this sermm "
+            f"cannot read: refit it (sermm-calibrate {method} ... --save {Path(path).name})"
+        )
     try:
-        return registry[method].from_dict(doc)
+        attributes = "attributes" in doc
+        fit = {
+            "dev_metrics": doc.get("dev_metrics"),
+            "label_frequencies": doc.get("dev_label_frequencies"),
+            "files": doc.get("inputs"),
+        }
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "layer": "fusion",
+            "sermm_version": doc.get("sermm_version"),
+            "created": doc.get("created"),
+            "method": doc["method"],
+            "classes": doc["attributes"] if attributes else doc["classes"],
+            "values": "regression" if attributes else "probability",
+            "inputs": {
+                "kind": doc["input_kind"],
+                "systems": doc["systems"],
+                "widths": doc["dims"],
+                "by_name": bool(doc.get("system_names_from_sidecar", False)),
+                "class_subset": bool(doc.get("class_subset", False)),
+            },
+            "params": doc.get("params", {}),
+            "state": doc["state"],
+            "train_prior": doc.get("train_prior"),
+            "fit": {k: v for k, v in fit.items() if v is not None},
+        }
     except KeyError as exc:
-        raise SermmError(f"{source}: malformed {method} {layer} model: missing key {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise SermmError(f"{source}: malformed {method} {layer} model: {exc}") from None
+        raise SermmError(f"{path}: malformed fusion model (version 1): missing key {exc}") from None

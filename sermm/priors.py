@@ -1,4 +1,5 @@
-"""Class priors: parse them from the command line, a JSON file or a mapping, and check them."""
+"""Class priors: parse them from the command line, a JSON file or a mapping, check them, and find
+the training prior of a score file (option, label file, sidecar, or the model its sidecar names)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from sermm.errors import SermmError
+from sermm.labels import read_labels
+from sermm.tables import ScoreTable
 
 
 def check_prior(prior: np.ndarray, k: int, name: str = "prior", *, positive: bool = False) -> np.ndarray:
@@ -82,3 +85,86 @@ def parse_prior(
             )
         pairs[name.strip()] = number.strip()
     return prior_from_mapping(pairs, classes, option, **strict)
+
+
+def prior_from_labels(path: str, classes: list[str], split: str | None = None) -> np.ndarray:
+    """The class frequencies of a label file (labels of other classes are left out)."""
+    labels = read_labels(path, split=split).require_categorical()
+    counts = np.array([np.count_nonzero(labels == c) for c in classes], dtype=np.float64)
+    if counts.sum() == 0:
+        raise SermmError(f"{path}: no labels of the classes {', '.join(classes)}")
+    absent = [c for c, n in zip(classes, counts, strict=True) if n == 0]
+    if absent:
+        raise SermmError(f"{path}: class {', '.join(absent)} never occurs, so its training prior would be 0")
+    return counts / counts.sum()
+
+
+def prior_from_sidecar(table: ScoreTable) -> tuple[np.ndarray, str] | None:
+    """The prior a score file's values are under, by its sidecar, and where it was found.
+
+    The sidecar's ``train_prior``; else, when the sidecar names exactly one model (a file a
+    fusion model wrote), that model's ``train_prior``; else None.
+    """
+    from sermm.modelfile import load_model
+
+    meta, sidecar = table.sidecar, f"{table.path}.meta.json"
+    if meta is None:
+        return None
+    if meta.train_prior is not None:
+        prior = prior_from_mapping(meta.train_prior, table.columns, f"{sidecar}: train_prior", meta.classes)
+        return prior, sidecar
+    if len(meta.models) != 1:
+        return None
+    found = Path(meta.models[0])
+    if not found.is_file():
+        raise SermmError(f"{sidecar}: names the model '{found}', which does not exist")
+    doc = load_model(found)
+    if doc.get("train_prior") is None:
+        return None
+    prior = prior_from_mapping(doc["train_prior"], table.columns, f"{found}: train_prior", doc.get("classes"))
+    return prior, str(found)
+
+
+def sidecar_prior(table: ScoreTable) -> np.ndarray | None:
+    """The prior of :func:`prior_from_sidecar`, or None when there is none or it cannot be read."""
+    try:
+        found = prior_from_sidecar(table)
+    except SermmError:
+        return None
+    return None if found is None else found[0]
+
+
+def resolve_train_prior(
+    table: ScoreTable,
+    train_prior: str | None = None,
+    train_labels: str | None = None,
+    train_split: str | None = None,
+) -> tuple[np.ndarray, str]:
+    """The training prior of a score file and where it came from: ``train_prior`` (a JSON file or
+    ``class=p,...``), the class counts of ``train_labels``, or the sidecar; else a clear error.
+
+    Every class needs a positive training prior (rebalancing divides by it).
+    """
+    if train_prior and train_labels:
+        raise SermmError("give the training prior once: --train-prior or --train-labels, not both")
+    if train_prior:
+        found = parse_prior(train_prior, table.columns, "--train-prior"), "--train-prior"
+    elif train_labels:
+        found = prior_from_labels(train_labels, table.columns, train_split), train_labels
+    else:
+        found = prior_from_sidecar(table)
+    if found is None:
+        raise SermmError(
+            f"{table.path}: no training prior: pass --train-prior (a JSON file or class=p,...) or "
+            f"--train-labels FILE (the training labels), or add \"train_prior\" to {table.path}.meta.json"
+        )
+    zero = [c for c, p in zip(table.columns, found[0], strict=True) if p <= 0]
+    if zero:
+        raise SermmError(f"{found[1]}: the training prior of class {', '.join(zero)} is 0; rebalancing "
+                         "divides by it, so every class needs a positive training probability")
+    return found
+
+
+def format_prior(classes: list[str], prior: np.ndarray) -> str:
+    """``anger=0.1234 disgust=...``."""
+    return " ".join(f"{c}={p:.4f}" for c, p in zip(classes, prior, strict=True))

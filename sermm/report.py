@@ -39,17 +39,18 @@ from sermm.errors import SermmError
 from sermm.labels import LabelTable, read_labels
 from sermm.metrics import (
     CATEGORICAL_METRICS,
+    METRICS,
     ccc,
     confusion_matrix,
     per_class_scores_from_confusion,
 )
+from sermm.sidecar import read_sidecar
 from sermm.tables import (
     ATTRIBUTES,
     ScoreTable,
     header_names,
     parse_classes,
     read_attributes,
-    read_meta,
     read_posteriors,
     sniff_kind,
 )
@@ -64,13 +65,10 @@ __all__ = [
 ]
 
 ECE_BINS = 15
-METRIC_TITLES = {
-    "macro_f1": "macro-F1",
-    "ua": "UA",
-    "wa": "WA",
-    "micro_f1": "micro-F1",
-    "weighted_f1": "weighted-F1",
-}
+#: The report's columns after macro-F1 (which comes with its interval): decision metrics, then the
+#: calibration metrics of posterior inputs (keys of :data:`sermm.metrics.METRICS`).
+DECISION_COLUMNS = ("ua", "wa", "micro_f1", "weighted_f1")
+CALIBRATION_COLUMNS = ("cross_entropy", "nce", "ece", "brier")
 COMPARISON_RULE = (
     "Each system is compared with the best of the other systems ({metric} on these data; "
     "the best system is compared with the runner-up) by a paired bootstrap on the same "
@@ -189,7 +187,7 @@ def _load_categorical(
             table = decided[i].take(np.flatnonzero(~np.isin(decided[i].ids, dropped)))
             # a decision file travels through align_ids as one column of class indices
             indices = table.indices(classes, what="decision")[:, None].astype(float)
-            tables.append(ScoreTable(table.ids, indices, ["label"], "posterior", read_meta(path), path))
+            tables.append(ScoreTable(table.ids, indices, ["label"], "posterior", read_sidecar(path), path))
         else:
             table = scored[i].with_columns(classes)
             tables.append(table.take(np.flatnonzero(~np.isin(table.ids, dropped))))
@@ -353,7 +351,7 @@ def _categorical_report(data: CategoricalData, n_boot: int, seed: int, alpha: fl
         "systems": systems,
         "comparison": {
             "metric": "macro_f1",
-            "rule": COMPARISON_RULE.format(metric="macro-F1"),
+            "rule": COMPARISON_RULE.format(metric=METRICS["macro_f1"].title),
             "rows": comparisons,
         },
     }
@@ -407,7 +405,7 @@ def _attribute_report(data: AttributeData, n_boot: int, seed: int, alpha: float)
         "systems": systems,
         "comparison": {
             "metric": "mean_ccc",
-            "rule": COMPARISON_RULE.format(metric="mean CCC"),
+            "rule": COMPARISON_RULE.format(metric=f"mean {METRICS['ccc'].title}"),
             "rows": comparisons,
         },
     }
@@ -503,17 +501,18 @@ def render_markdown(report: dict[str, Any]) -> str:
             m, cal = s["metrics"], s["calibration"] or {}
             rows.append(
                 [s["system"], f"`{s['file']}`", _with_ci(m["macro_f1"])]
-                + [_fmt(m[k]["value"]) for k in ("ua", "wa", "micro_f1", "weighted_f1")]
-                + [_fmt(cal.get(k)) for k in ("cross_entropy", "nce", "ece", "brier")]
+                + [_fmt(m[k]["value"]) for k in DECISION_COLUMNS]
+                + [_fmt(cal.get(k)) for k in CALIBRATION_COLUMNS]
             )
-        header = ["system", "file", f"macro-F1 [{level}% CI]", "UA", "WA", "micro-F1", "weighted-F1"]
+        header = ["system", "file", f"{METRICS['macro_f1'].title} [{level}% CI]"]
+        header += [METRICS[k].title for k in (*DECISION_COLUMNS, *CALIBRATION_COLUMNS)]
         lines += [
             "",
             "## Categorical emotions",
             "",
             f"{cat['n']} utterances, {len(cat['classes'])} classes (support: {prior}).",
             "",
-            *_table(header + ["CE", "NCE", "ECE", "Brier"], rows),
+            *_table(header, rows),
             "",
             "UA: unweighted accuracy (mean recall); WA: accuracy. CE: cross-entropy in nats; "
             "NCE: CE / entropy of the label prior (below 1: more informative than the prior); "
@@ -522,7 +521,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             "also holds CE / log k (nce_uniform), the expected 0-1 cost, the CI of every metric, "
             "precision and recall per class and the confusion matrices.",
         ]
-        lines += _comparison_lines(cat["comparison"], "macro-F1", level, boot["n_boot"])
+        lines += _comparison_lines(cat["comparison"], METRICS["macro_f1"].title, level, boot["n_boot"])
         per_class = [
             [c, str(cat["support"][j])] + [_fmt(s["per_class"][c]["f1"]) for s in cat["systems"]]
             for j, c in enumerate(cat["classes"])
@@ -550,5 +549,5 @@ def render_markdown(report: dict[str, Any]) -> str:
             "",
             *_table(header + [f"mean CCC [{level}% CI]"], rows),
         ]
-        lines += _comparison_lines(att["comparison"], "mean CCC", level, boot["n_boot"])
+        lines += _comparison_lines(att["comparison"], f"mean {METRICS['ccc'].title}", level, boot["n_boot"])
     return "\n".join(lines) + "\n"

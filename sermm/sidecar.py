@@ -3,9 +3,18 @@
 A sidecar says what produced a score file and how to read it: the ``system`` name, the
 ``classes`` (column order of a posterior file), the ``values`` kind (``probability``,
 ``logit``, ``regression`` or ``embedding``), ``train_prior`` (the class prior the values are
-under now, read by prior rebalancing), the ``inputs`` and ``models`` that made it (paths
-relative to the file's folder when they lie below it), ``created``, and free ``extra`` keys
-(``model_id``, ``config_hash``, ``source``...), which are written beside the known ones.
+under now, read by prior rebalancing), the ``inputs`` and ``models`` that made it, ``created``,
+and free ``extra`` keys (``model_id``, ``config_hash``, ``source``...), which are written flat
+beside the known ones.
+
+Paths in ``inputs`` and ``models`` are stored relative to the sidecar's folder (``..`` where
+needed; absolute only when the two share no folder but the root), and :func:`read_sidecar`
+turns them back into paths usable from the current directory, so a tree of score files and
+models can move as a whole.
+
+>>> Sidecar(system="audio", classes=["angry", "sad"], train_prior={"angry": 0.25, "sad": 0.75},
+...         created="2025-01-01T00:00:00+00:00").to_dict()["train_prior"]
+{'angry': 0.25, 'sad': 0.75}
 """
 
 from __future__ import annotations
@@ -17,10 +26,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from sermm.atomic import write_json
 from sermm.errors import SermmError
 
 VALUE_KINDS = ("probability", "logit", "regression", "embedding")
+#: Spellings other toolkits write, read as the kind they mean.
+VALUE_ALIASES = {"logits": "logit", "probabilities": "probability", "posterior": "probability"}
 
 
 def sidecar_path(path: str | Path) -> Path:
@@ -67,16 +80,20 @@ class Sidecar:
         return doc
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any], *, source: str = "sidecar") -> Sidecar:
+    def from_dict(cls, doc: Any, *, source: str = "sidecar") -> Sidecar:
         """A sidecar from its JSON object; keys it does not know go to ``extra``."""
         if not isinstance(doc, dict):
             raise SermmError(f"{source}: expected a JSON object")
         values = doc.get("values", "probability")
-        if values not in VALUE_KINDS and values not in ("logits", "probabilities", "posterior"):
-            raise SermmError(f"{source}: 'values' must be one of {', '.join(VALUE_KINDS)}, got {values!r}")
+        values = VALUE_ALIASES.get(values, values) if isinstance(values, str) else values
+        if values not in VALUE_KINDS:
+            raise SermmError(
+                f"{source}: 'values' must be 'probability' or 'logit' (or 'regression', 'embedding' "
+                f"for attribute and embedding files), got {values!r}"
+            )
         classes = doc.get("classes")
-        names_ok = isinstance(classes, list) and all(isinstance(c, str) for c in classes)
-        if classes is not None and not names_ok:
+        named = isinstance(classes, list) and all(isinstance(c, str) for c in classes)
+        if classes is not None and not named:
             raise SermmError(f"{source}: 'classes' must be a list of class names")
         prior = doc.get("train_prior")
         if prior is not None and not isinstance(prior, (dict, list)):
@@ -85,21 +102,41 @@ class Sidecar:
             if classes is None or len(classes) != len(prior):
                 raise SermmError(f"{source}: a 'train_prior' list needs 'classes' of the same length")
             prior = dict(zip(classes, prior, strict=True))
-        known = {f.name for f in fields(cls)} - {"extra"}
+        models = doc.get("models") or []
+        if not models and isinstance(doc.get("model"), str) and doc["model"]:
+            models = [doc["model"]]  # the one model that sermm 0.1's fusion outputs named under "model"
+        known = ({f.name for f in fields(cls)} - {"extra"}) | {"model"}
         return cls(
             system=None if doc.get("system") is None else str(doc["system"]),
             classes=classes,
             values=values,
             train_prior=prior,
             inputs=[str(p) for p in doc.get("inputs") or []],
-            models=[str(p) for p in doc.get("models") or []],
+            models=[str(p) for p in models],
             created=doc.get("created"),
             extra={k: v for k, v in doc.items() if k not in known},
         )
 
+    def prior_over(self, classes: list[str]) -> np.ndarray | None:
+        """``train_prior`` as a vector over ``classes`` (renormalised over them), or None when the
+        sidecar has none, lacks one of the classes, or holds something other than numbers."""
+        if not self.train_prior:
+            return None
+        try:
+            prior = np.array([float(self.train_prior[c]) for c in classes])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if not np.all(np.isfinite(prior)) or np.any(prior < 0) or prior.sum() <= 0:
+            return None
+        return prior / prior.sum()
+
 
 def read_sidecar(path: str | Path) -> Sidecar | None:
-    """The sidecar of score file ``path``, or None when it has none."""
+    """The sidecar of score file ``path``, or None when it has none.
+
+    Relative ``inputs`` and ``models`` are joined to the file's folder, so they name the same
+    files from here.
+    """
     target = sidecar_path(path)
     if not target.exists():
         return None
@@ -107,17 +144,29 @@ def read_sidecar(path: str | Path) -> Sidecar | None:
         doc = json.loads(target.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise SermmError(f"{target}: not valid JSON ({exc})") from None
-    return Sidecar.from_dict(doc, source=str(target))
+    sidecar = Sidecar.from_dict(doc, source=str(target))
+    folder = Path(path).parent
+    sidecar.inputs = [from_file(p, folder) for p in sidecar.inputs]
+    sidecar.models = [from_file(p, folder) for p in sidecar.models]
+    return sidecar
+
+
+def from_file(stored: str, folder: Path) -> str:
+    """A path stored in a sidecar of ``folder``, as a path usable from the current directory."""
+    if os.path.isabs(stored):
+        return stored
+    return os.path.normpath(folder / stored)
 
 
 def relative_to_file(paths: list[str], path: str | Path) -> list[str]:
-    """``paths`` relative to the folder of ``path`` where they lie inside it, else as given."""
+    """``paths`` relative to the folder of ``path`` (with ``..`` where needed), or absolute where
+    they share no folder but the root."""
     folder = Path(path).resolve().parent
     out = []
     for p in paths:
         resolved = Path(p).resolve()
-        inside = resolved == folder or folder in resolved.parents
-        out.append(os.path.relpath(resolved, folder) if inside else str(p))
+        shared = os.path.commonpath([folder, resolved])
+        out.append(str(resolved) if shared == folder.anchor else os.path.relpath(resolved, folder))
     return out
 
 

@@ -2,13 +2,12 @@
 
 A score file is CSV or Parquet (by extension) with an ``id`` column and one numeric
 column per class, attribute or embedding dimension, plus an optional sidecar
-``<file>.meta.json``. See DESIGN.md ("Score files") for the contract.
+``<file>.meta.json`` (:mod:`sermm.sidecar`). The README's "Files" section is the contract.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import re
 from pathlib import Path
 from typing import Literal
@@ -19,8 +18,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from sermm.atomic import atomic_path, write_json
+from sermm.atomic import atomic_path
 from sermm.errors import SermmError
+from sermm.sidecar import Sidecar, read_sidecar, sidecar_path, write_sidecar
 
 Kind = Literal["posterior", "attribute", "embedding"]
 ATTRIBUTES = ("arousal", "valence", "dominance")
@@ -48,7 +48,7 @@ class ScoreTable:
         values: np.ndarray,
         columns: list[str],
         kind: Kind = "posterior",
-        meta: dict | None = None,
+        sidecar: Sidecar | dict | None = None,
         path: str | None = None,
     ) -> None:
         if isinstance(ids, (pa.Array, pa.ChunkedArray)):
@@ -59,7 +59,7 @@ class ScoreTable:
         self.values = values
         self.columns = columns
         self.kind = kind
-        self.meta = {} if meta is None else meta
+        self.sidecar = Sidecar.from_dict(sidecar) if isinstance(sidecar, dict) else sidecar
         self.path = path
 
     @property
@@ -86,8 +86,8 @@ class ScoreTable:
     @property
     def system(self) -> str:
         """The system name: the sidecar's ``system``, else the file name without extension."""
-        if self.meta.get("system"):
-            return str(self.meta["system"])
+        if self.sidecar is not None and self.sidecar.system:
+            return self.sidecar.system
         if self.path:
             return _stem(self.path)
         return "scores"
@@ -98,13 +98,13 @@ class ScoreTable:
         return self.columns
 
     def replace(self, **changes: object) -> ScoreTable:
-        """A copy with some of ``ids``, ``values``, ``columns``, ``kind``, ``meta``, ``path`` changed."""
+        """A copy with some of ``ids``, ``values``, ``columns``, ``kind``, ``sidecar``, ``path`` changed."""
         fields = {
             "ids": self._ids if self._ids is not None else self._id_column,
             "values": self.values,
             "columns": self.columns,
             "kind": self.kind,
-            "meta": self.meta,
+            "sidecar": self.sidecar,
             "path": self.path,
         }
         unknown = set(changes) - set(fields)
@@ -142,6 +142,15 @@ class ScoreTable:
         return f"ScoreTable({self.system!r}, {len(self)} rows, {self.kind}: {', '.join(self.columns[:8])})"
 
 
+def shared_train_prior(tables: list[ScoreTable], classes: list[str]) -> np.ndarray | None:
+    """The ``train_prior`` every table's sidecar gives, over ``classes`` (renormalised), or None
+    when one has none or two disagree."""
+    priors = [None if t.sidecar is None else t.sidecar.train_prior for t in tables]
+    if not priors or priors[0] is None or any(p != priors[0] for p in priors[1:]):
+        return None
+    return tables[0].sidecar.prior_over(classes)
+
+
 def as_id_column(ids: pa.Array | pa.ChunkedArray) -> IdColumn:
     """An Arrow id column as a chunked column of strings (numbers and large strings are cast)."""
     column = ids if isinstance(ids, pa.ChunkedArray) else pa.chunked_array([ids])
@@ -159,25 +168,6 @@ def _stem(path: str) -> str:
 def is_parquet(path: str | Path) -> bool:
     """Parquet is chosen by the ``.parquet`` / ``.pq`` extension; everything else is CSV."""
     return str(path).lower().endswith((".parquet", ".pq"))
-
-
-def meta_path(path: str | Path) -> Path:
-    """The sidecar path ``<file>.meta.json``."""
-    return Path(f"{path}.meta.json")
-
-
-def read_meta(path: str | Path) -> dict:
-    """Read the sidecar ``<file>.meta.json`` of a score file ({} when absent)."""
-    sidecar = meta_path(path)
-    if not sidecar.exists():
-        return {}
-    try:
-        meta = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SermmError(f"{sidecar}: not valid JSON ({exc})") from None
-    if not isinstance(meta, dict):
-        raise SermmError(f"{sidecar}: expected a JSON object")
-    return meta
 
 
 def _ragged_line(path: Path) -> str:
@@ -428,7 +418,7 @@ def read_posteriors(
     in the sidecar; otherwise every row must be a probability distribution.
     """
     path = Path(path)
-    meta = read_meta(path)
+    sidecar = read_sidecar(path)
     table = read_arrow(path)
     id_col = find_id_column(table, path)
     columns = [c for c in table.column_names if c != id_col]
@@ -438,17 +428,25 @@ def read_posteriors(
         raise SermmError(f"{path}: a class column appears twice in the header")
     ids = read_id_column(table, id_col, path)
     values = numeric_matrix(table, columns, path)
-    declared = scores if scores != "auto" else str(meta.get("values", "probability"))
-    if declared in ("logit", "logits"):
+    declared = scores if scores != "auto" else declared_values(sidecar)
+    if declared == "logit":
         values = softmax(values)
-    elif declared in ("probability", "probabilities", "posterior"):
+    elif declared == "probability":
         check_probabilities(values, columns, path)
     else:
-        raise SermmError(f"{meta_path(path)}: 'values' must be 'probability' or 'logit'")
-    result = ScoreTable(ids, values, columns, "posterior", meta, str(path))
+        raise SermmError(
+            f"{sidecar_path(path)}: 'values' must be 'probability' or 'logit' for a posterior file, "
+            f"got '{declared}'"
+        )
+    result = ScoreTable(ids, values, columns, "posterior", sidecar, str(path))
     if classes is not None:
         result = subset_classes(result, classes)
     return result
+
+
+def declared_values(sidecar: Sidecar | None) -> str:
+    """What a score file's columns hold by its sidecar: ``probability`` unless it says otherwise."""
+    return "probability" if sidecar is None else sidecar.values
 
 
 def subset_classes(table: ScoreTable, classes: list[str]) -> ScoreTable:
@@ -488,7 +486,7 @@ def read_attributes(path: str | Path) -> ScoreTable:
         raise SermmError(f"{path}: an attribute column appears twice")
     ids = read_id_column(table, id_col, path)
     values = numeric_matrix(table, names, path)
-    return ScoreTable(ids, values, renamed, "attribute", read_meta(path), str(path))
+    return ScoreTable(ids, values, renamed, "attribute", read_sidecar(path), str(path))
 
 
 def read_embeddings(path: str | Path) -> ScoreTable:
@@ -504,7 +502,7 @@ def read_embeddings(path: str | Path) -> ScoreTable:
         )
     ids = read_id_column(table, id_col, path)
     values = numeric_matrix(table, names, path)
-    return ScoreTable(ids, values, names, "embedding", read_meta(path), str(path))
+    return ScoreTable(ids, values, names, "embedding", read_sidecar(path), str(path))
 
 
 def header_names(path: str | Path) -> list[str]:
@@ -549,13 +547,13 @@ def read_scores(
     return read_posteriors(path, scores=scores, classes=classes)
 
 
-def write_scores(table: ScoreTable, path: str | Path, *, meta: dict | None = None) -> None:
+def write_scores(table: ScoreTable, path: str | Path, *, sidecar: Sidecar | None = None) -> None:
     """Write a score table (CSV or Parquet by extension) atomically, plus its sidecar if given."""
     values = np.asfortranarray(table.values, dtype=np.float64)  # columns contiguous: no copy to Arrow
     arrays = [table.id_column, *(_arrow_floats(values[:, j]) for j in range(values.shape[1]))]
     _write_arrow(pa.table(arrays, names=["id", *table.columns]), Path(path))
-    if meta is not None:
-        write_json(meta_path(path), meta)
+    if sidecar is not None:
+        write_sidecar(path, sidecar)
 
 
 def _arrow_floats(column: np.ndarray) -> pa.Array:

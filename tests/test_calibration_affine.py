@@ -6,9 +6,10 @@ from scipy.optimize import minimize, minimize_scalar
 from scipy.special import log_softmax, softmax
 from sklearn.linear_model import LogisticRegression
 
-from sermm.calibration.affine import AffineCalibrator, TemperatureCalibrator, class_weights
+from sermm.calibration.affine import AffineCalibrator, TemperatureCalibrator
 from sermm.calibration_metrics import cross_entropy
 from sermm.errors import SermmError
+from sermm.logistic import class_weights
 
 K = 4
 

@@ -1,21 +1,21 @@
 """sermm-calibrate on the shipped GoEmotions examples: train, save, apply, and clear errors."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import GO, copy_examples
 
-from sermm.calibration.cli import main
 from sermm.calibration.prior import rebalance
+from sermm.cli.calibrate import main
 from sermm.metrics import macro_f1
 from sermm.modelfile import load_model, save_model
 from sermm.tables import read_posteriors
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "goemotions"
+EXAMPLES = GO
 CLASSES = ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
 pytestmark = pytest.mark.skipif(not (EXAMPLES / "words_dev.csv").exists(), reason="examples not generated")
 
@@ -23,12 +23,8 @@ pytestmark = pytest.mark.skipif(not (EXAMPLES / "words_dev.csv").exists(), reaso
 @pytest.fixture
 def ex(tmp_path):
     """A private copy of the example files used here (sidecars included)."""
-    for name in ("words_dev.csv", "words_test.csv", "nb_dev.csv", "labels_dev.csv", "labels_test.csv"):
-        shutil.copy(EXAMPLES / name, tmp_path / name)
-        sidecar = EXAMPLES / f"{name}.meta.json"
-        if sidecar.exists():
-            shutil.copy(sidecar, tmp_path / sidecar.name)
-    return tmp_path
+    names = ["words_dev.csv", "words_test.csv", "nb_dev.csv", "labels_dev.csv", "labels_test.csv"]
+    return copy_examples(tmp_path, names)
 
 
 def run(*args):
@@ -88,21 +84,21 @@ def test_train_prior_from_option_labels_and_fusion_model(ex):
     result = run("prior", "--uniform", "-i", ex / "words_dev.csv", "--train-labels", ex / "labels_dev.csv",
                  "--save", ex / "a.json")
     assert result.exit_code == 0, result.output
-    np.testing.assert_allclose(load_model(ex / "a.json")["params"]["train_prior"], expected)
+    np.testing.assert_allclose(load_model(ex / "a.json")["state"]["train_prior"], expected)
     text = ",".join(f"{c}={n}" for c, n in zip(CLASSES, counts, strict=True))  # counts are normalised
     result = run("prior", "--uniform", "-i", ex / "words_dev.csv", "--train-prior", text,
                  "--save", ex / "b.json")
     assert result.exit_code == 0, result.output
-    np.testing.assert_allclose(load_model(ex / "b.json")["params"]["train_prior"], expected)
+    np.testing.assert_allclose(load_model(ex / "b.json")["state"]["train_prior"], expected)
     # a sidecar naming the fusion model that wrote the scores
     fusion_prior = dict(zip(CLASSES, expected.tolist(), strict=True))
-    fusion = {"method": "logreg", "classes": CLASSES, "train_prior": fusion_prior}
-    save_model(ex / "fusion.json", "fusion", fusion)
+    fusion = {"layer": "fusion", "method": "logreg", "classes": CLASSES, "train_prior": fusion_prior}
+    save_model(ex / "fusion.json", fusion)
     (ex / "words_dev.csv.meta.json").write_text(json.dumps({"system": "fused", "model": "fusion.json"}))
     result = run("prior", "--uniform", "-i", ex / "words_dev.csv", "--save", ex / "c.json")
     assert result.exit_code == 0, result.output
     assert "fusion.json" in result.output
-    np.testing.assert_allclose(load_model(ex / "c.json")["params"]["train_prior"], expected)
+    np.testing.assert_allclose(load_model(ex / "c.json")["state"]["train_prior"], expected)
 
 
 def test_prior_needs_exactly_one_target(ex):
@@ -118,10 +114,10 @@ def test_prior_estimate_records_and_prints_the_em_prior(ex):
     assert result.exit_code == 0, result.output
     assert "estimated by EM" in result.output and "EM converged" in result.output
     assert "macro-F1" in result.output and "NCE" in result.output
-    params = load_model(ex / "em.json", "calibration")["params"]
-    assert params["target"] == "estimate" and params["converged"]
+    doc = load_model(ex / "em.json", "calibration")
+    assert doc["params"]["target"] == "estimate" and doc["state"]["converged"]
     true = pd.read_csv(ex / "labels_test.csv")["label"].value_counts(normalize=True).reindex(CLASSES)
-    assert np.abs(np.array(params["target_prior"]) - true.to_numpy()).max() < 0.05
+    assert np.abs(np.array(doc["state"]["target_prior"]) - true.to_numpy()).max() < 0.05
 
 
 def test_affine_save_then_apply(ex):
@@ -137,7 +133,7 @@ def test_affine_save_then_apply(ex):
     assert result.exit_code == 0, result.output
     np.testing.assert_array_equal(read_posteriors(test_out).values, read_posteriors(dev_out).values)
     meta = json.loads((ex / "test_cal.csv.meta.json").read_text())
-    assert meta["system"] == "nb+affine" and meta["calibration_models"] == [str(model)]
+    assert meta["system"] == "nb+affine" and meta["models"] == ["affine.json"]  # beside the output
     dev_prior = pd.read_csv(ex / "labels_dev.csv")["label"].value_counts(normalize=True).reindex(CLASSES)
     np.testing.assert_allclose([meta["train_prior"][c] for c in CLASSES], dev_prior.to_numpy())
 
@@ -154,7 +150,7 @@ def test_thresholds_write_decisions_and_never_lower_dev_macro_f1(ex):
     P = read_posteriors(ex / "words_dev.csv").with_columns(CLASSES).values
     tuned = macro_f1(y, np.array([CLASSES.index(c) for c in out["label"]]), n_classes=7)
     assert tuned >= macro_f1(y, P.argmax(axis=1), n_classes=7)
-    assert tuned == pytest.approx(load_model(model)["params"]["dev_macro_f1"])
+    assert tuned == pytest.approx(load_model(model)["state"]["dev_macro_f1"])
     result = run("apply", model, "-i", ex / "words_test.csv", "-o", ex / "test_decisions.csv")
     assert result.exit_code == 0, result.output
     assert pd.read_csv(ex / "test_decisions.csv").columns.tolist() == ["id", "label"]

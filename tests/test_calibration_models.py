@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
-from sermm.calibration.base import apply_chain, calibrator_from_dict
 from sermm.calibration.methods import (
     AffineCalibrator,
     PriorCalibrator,
     TemperatureCalibrator,
     ThresholdCalibrator,
 )
+from sermm.chain import Chain
 from sermm.errors import SermmError
+from sermm.estimator import estimator_from_dict
 from sermm.modelfile import load_model, save_model
 
 CLASSES = ["anger", "joy", "neutral", "sadness"]
@@ -51,16 +52,16 @@ def test_json_round_trip_is_bit_identical(tmp_path, index):
     calibrator = fitted()[index]
     P, _ = data(seed=1)
     path = tmp_path / "model.json"
-    save_model(path, "calibration", calibrator.to_dict())
+    save_model(path, calibrator.to_dict())
     doc = load_model(path, "calibration")
     assert doc["method"] == calibrator.method and doc["classes"] == CLASSES
-    loaded = calibrator_from_dict(doc, source=str(path))
+    loaded = estimator_from_dict(doc, source=str(path))
     assert type(loaded) is type(calibrator)
     assert loaded.to_dict() == calibrator.to_dict()
     np.testing.assert_array_equal(loaded.transform(P), calibrator.transform(P))
     np.testing.assert_array_equal(loaded.predict(P), calibrator.predict(P))
     again = tmp_path / "again.json"
-    save_model(again, "calibration", loaded.to_dict())
+    save_model(again, loaded.to_dict())
     first, second = json.loads(path.read_text()), json.loads(again.read_text())
     first.pop("created"), second.pop("created")
     assert first == second
@@ -68,16 +69,17 @@ def test_json_round_trip_is_bit_identical(tmp_path, index):
 
 def test_unknown_method_is_a_clear_error():
     with pytest.raises(SermmError, match=r"m\.json: unknown calibration method 'platt' \(known: affine"):
-        calibrator_from_dict({"method": "platt", "classes": ["a"], "params": {}}, source="m.json")
+        doc = {"method": "platt", "classes": ["a"], "params": {}}
+        estimator_from_dict(doc, source="m.json", layer="calibration")
 
 
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d["params"].pop("bias"), "missing key 'bias'"),
-        (lambda d: d["params"].update(bias=[0.0, 1.0]), "'bias' must be 4 finite numbers"),
+        (lambda d: d["state"].pop("bias"), "missing key 'bias'"),
+        (lambda d: d["state"].update(bias=[0.0, 1.0]), "'bias' must be 4 finite numbers"),
         (lambda d: d.update(classes="anger"), "'classes' must be a non-empty list"),
-        (lambda d: d["params"].update(scale="cubic"), "unknown scale"),
+        (lambda d: d["params"].update(scale="cubic"), "params 'scale' must be one of 'shared', 'vector'"),
         (lambda d: d.pop("params"), "missing key 'params'"),
     ],
 )
@@ -85,7 +87,7 @@ def test_malformed_models_are_clear_errors(edit, message):
     doc = fitted()[4].to_dict()
     edit(doc)
     with pytest.raises(SermmError, match=f"m.json: malformed affine calibration model: .*{message}"):
-        calibrator_from_dict(doc, source="m.json")
+        estimator_from_dict(doc, source="m.json")
 
 
 def test_chain_follows_class_names_not_column_order():
@@ -93,9 +95,10 @@ def test_chain_follows_class_names_not_column_order():
     affine = AffineCalibrator().fit(P, y, classes=CLASSES)
     perm = [2, 0, 3, 1]
     shuffled = [CLASSES[i] for i in perm]
-    out, decisions = apply_chain(P[:, perm], shuffled, [("a.json", affine)])
-    assert decisions is None
-    np.testing.assert_allclose(out, affine.transform(P)[:, perm], rtol=1e-12)
+    applied = Chain([affine], ["a.json"]).run(P[:, perm], shuffled)
+    assert applied.decisions is None
+    np.testing.assert_allclose(applied.values, affine.transform(P)[:, perm], rtol=1e-12)
+    np.testing.assert_array_equal(applied.prior, affine.prior_[perm])  # the prior follows the columns
 
 
 def test_chain_ending_in_thresholds_gives_decisions_in_the_input_order():
@@ -103,10 +106,10 @@ def test_chain_ending_in_thresholds_gives_decisions_in_the_input_order():
     prior = PriorCalibrator(np.array([0.1, 0.3, 0.5, 0.1]), "uniform").fit(P, classes=CLASSES)
     thresholds = ThresholdCalibrator().fit(prior.transform(P), y, classes=CLASSES)
     perm = [3, 1, 0, 2]
-    out, decisions = apply_chain(P[:, perm], [CLASSES[i] for i in perm],
-                                 [("p.json", prior), ("t.json", thresholds)])
+    applied = Chain([prior, thresholds], ["p.json", "t.json"]).run(P[:, perm], [CLASSES[i] for i in perm])
     expected = thresholds.predict(prior.transform(P))
-    np.testing.assert_array_equal(np.array(perm)[decisions], expected)
+    np.testing.assert_array_equal(np.array(perm)[applied.decisions], expected)
+    np.testing.assert_array_equal(applied.prior, np.full(4, 0.25))  # thresholds keep the uniform prior
 
 
 def test_chain_refuses_other_classes_and_thresholds_before_the_end():
@@ -114,6 +117,6 @@ def test_chain_refuses_other_classes_and_thresholds_before_the_end():
     affine = AffineCalibrator().fit(P, y, classes=CLASSES)
     thresholds = ThresholdCalibrator().fit(P, y, classes=CLASSES)
     with pytest.raises(SermmError, match="a.json: calibrated for classes anger, joy, neutral, sadness"):
-        apply_chain(P[:, :3] / P[:, :3].sum(1, keepdims=True), CLASSES[:3], [("a.json", affine)])
+        Chain([affine], ["a.json"]).run(P[:, :3] / P[:, :3].sum(1, keepdims=True), CLASSES[:3])
     with pytest.raises(SermmError, match="t.json: a decision rule .* must come last"):
-        apply_chain(P, CLASSES, [("t.json", thresholds), ("a.json", affine)])
+        Chain([thresholds, affine], ["t.json", "a.json"])

@@ -78,8 +78,9 @@ def test_calibrator_estimate_records_the_em_prior():
     result = estimate_prior_em(Q, train, tol=1e-8)
     np.testing.assert_array_equal(calibrator.target_prior_, result.prior)
     np.testing.assert_allclose(calibrator.transform(Q), result.posteriors)
-    params = calibrator.to_dict()["params"]
-    assert params["target"] == "estimate" and params["converged"] and params["n_iter"] == result.n_iter
+    doc = calibrator.to_dict()
+    assert doc["params"]["target"] == "estimate" and doc["state"]["converged"]
+    assert doc["state"]["n_iter"] == result.n_iter
     assert np.abs(calibrator.target_prior_ - 0.25).max() < 0.03
 
 

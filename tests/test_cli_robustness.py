@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
 
-from sermm.calibration.cli import main as calibrate
+from sermm.cli.calibrate import main as calibrate
 from sermm.cli.data import main as data
+from sermm.cli.fuse import main as fuse
 from sermm.cli.report import main as report
 from sermm.cli.submit import main as submit
-from sermm.fusion.cli import main as fuse
 
 CLASSES = ["angry", "happy", "neutral"]
 N = 60

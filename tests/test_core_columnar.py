@@ -11,13 +11,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from conftest import EXAMPLES
 
 from sermm.align import align_ids
+from sermm.cli.fuse import main as fuse_main
 from sermm.errors import SermmError
-from sermm.fusion.cli import main as fuse_main
 from sermm.tables import ScoreTable, numeric_matrix, read_posteriors, write_scores
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def _arrow_table(ids: list[str], values: np.ndarray, columns: list[str]) -> ScoreTable:
@@ -143,7 +142,7 @@ def test_fuse_apply_does_not_import_pandas(tmp_path):
     assert fit.exit_code == 0, fit.output
     argv = ["sermm-fuse", "apply", model, "--inputs", *inputs, "--output", str(tmp_path / "out.csv")]
     code = (
-        f"import sys\nfrom sermm.fusion.cli import main\nsys.argv = {argv!r}\n"
+        f"import sys\nfrom sermm.cli.fuse import main\nsys.argv = {argv!r}\n"
         "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
         "print('pandas' in sys.modules)"
     )

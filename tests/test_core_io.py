@@ -14,6 +14,7 @@ from sermm.atomic import atomic_path
 from sermm.cli.common import SermmCommand
 from sermm.errors import SermmError
 from sermm.modelfile import load_model, save_model
+from sermm.sidecar import Sidecar
 from sermm.tables import ScoreTable, read_posteriors, read_scores, write_scores
 
 
@@ -26,7 +27,7 @@ def test_write_then_read_round_trip_keeps_ids_values_and_class_order(tmp_path, n
     rng = np.random.default_rng(0)
     values = rng.dirichlet(np.ones(3), size=50)
     table = _table([f"u{i}" for i in range(50)], values, ["sad", "angry", "happy"])
-    write_scores(table, tmp_path / name, meta={"system": "audio", "values": "probability"})
+    write_scores(table, tmp_path / name, sidecar=Sidecar(system="audio"))
     back = read_posteriors(tmp_path / name)
     assert back.columns == ["sad", "angry", "happy"]
     assert list(back.ids) == list(table.ids)
@@ -85,7 +86,7 @@ def test_atomic_path_leaves_nothing_when_the_writer_fails(tmp_path):
 
 def test_model_files_are_checked_on_load(tmp_path):
     path = tmp_path / "m.json"
-    save_model(path, "fusion", {"method": "mean", "weights": np.array([0.5, 0.5])})
+    save_model(path, {"layer": "fusion", "method": "mean", "weights": np.array([0.5, 0.5])})
     doc = load_model(path, "fusion")
     assert doc["weights"] == [0.5, 0.5] and doc["format"] == "sermm-model"
     with pytest.raises(SermmError, match="a fusion model, expected a calibration model"):

@@ -2,14 +2,15 @@
 
 import json
 import math
+import os
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from cli_checks import assert_one_line_error
 from click.testing import CliRunner
+from conftest import assert_one_line_error
 from scipy.special import softmax
 
 from sermm.cli.data import balanced_rows, main
@@ -74,11 +75,12 @@ def test_convert_msp_baseline(tmp_path, fmt):
     assert frame["id"].tolist() == IDS
     np.testing.assert_allclose(frame[CLASSES].to_numpy(), EXPECTED, rtol=1e-12)
     meta = json.loads((tmp_path / "base_dev.csv.meta.json").read_text())
+    assert meta.pop("created")
     assert meta == {
         "system": "msp-baseline",
-        "values": "probability",
         "classes": CLASSES,
-        "source": str(source),
+        "values": "probability",
+        "inputs": [os.path.relpath(source, tmp_path)],
     }
     assert labels.read_text() == (
         '"id","label"\n'

@@ -10,18 +10,18 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import EB, GO, sidecar_json
 
 from sermm.align import load_aligned
-from sermm.calibration.base import apply_chain, calibrator_from_dict
-from sermm.calibration.cli import main as calibrate
-from sermm.fusion.base import fuser_from_dict
-from sermm.fusion.cli import main
+from sermm.chain import Chain
+from sermm.cli.calibrate import main as calibrate
+from sermm.cli.fuse import main
+from sermm.estimator import load
 from sermm.modelfile import load_model
-from sermm.tables import read_meta, read_posteriors
+from sermm.sidecar import read_sidecar
+from sermm.tables import read_posteriors
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-GO = EXAMPLES / "goemotions"
-EB = EXAMPLES / "emobank"
+read_meta = sidecar_json
 
 
 def go(name: str) -> str:
@@ -74,14 +74,15 @@ def test_logreg_on_the_examples(tmp_path):
     frequencies = labels.value_counts(normalize=True)
     assert doc["train_prior"] == pytest.approx({c: frequencies[c] for c in doc["classes"]})
     meta = read_meta(fused)
-    assert meta["system"] == "fusion-logreg" and meta["model"] == str(model)
+    assert meta["system"] == "fusion-logreg" and meta["models"] == ["logreg.json"]  # beside the output
     assert meta["train_prior"] == pytest.approx(doc["train_prior"])
     assert meta["values"] == "probability" and meta["classes"] == doc["classes"]
-    assert meta["inputs"] == [go("words_dev.csv"), go("chars_dev.csv")]
+    sidecar = read_sidecar(fused)
+    assert sidecar.models == [str(model)] and sidecar.inputs == [go("words_dev.csv"), go("chars_dev.csv")]
     table = read_posteriors(fused)
     assert np.allclose(table.values.sum(axis=1), 1.0)
-    f1 = doc["dev_metrics"]["fit"]["macro_f1"]
-    assert f1 > max(doc["dev_metrics"]["inputs"][s]["macro_f1"] for s in ("words", "chars"))
+    f1 = doc["fit"]["dev_metrics"]["fit"]["macro_f1"]
+    assert f1 > max(doc["fit"]["dev_metrics"]["inputs"][s]["macro_f1"] for s in ("words", "chars"))
 
 
 def test_interp_cv_report_and_cv_output(tmp_path):
@@ -105,9 +106,9 @@ def test_interp_cv_report_and_cv_output(tmp_path):
     )
     assert "weights words=" in out and "fusion-interp (4-fold CV)" in out
     doc = load_model(model, "fusion")
-    cv = doc["dev_metrics"]["cv"]
+    cv = doc["fit"]["dev_metrics"]["cv"]
     assert cv["folds"] == 4 and cv["grouped"] is False
-    assert 0 < cv["macro_f1"] <= doc["dev_metrics"]["fit"]["macro_f1"] + 0.01
+    assert 0 < cv["macro_f1"] <= doc["fit"]["dev_metrics"]["fit"]["macro_f1"] + 0.01
     assert sum(doc["state"]["weights"]) == pytest.approx(1.0)
     text = report.read_text()
     assert "| system | macro-F1 | UA | WA |" in text
@@ -136,7 +137,7 @@ def test_grouped_cv(tmp_path):
         model,
     )
     assert "fusion-mean (5-fold grouped CV)" in out
-    assert load_model(model)["dev_metrics"]["cv"]["grouped"] is True
+    assert load_model(model)["fit"]["dev_metrics"]["cv"]["grouped"] is True
     missing = tmp_path / "groups.csv"
     pd.read_csv(go("groups_dev.csv")).iloc[5:].to_csv(missing, index=False)
     line = error(
@@ -192,11 +193,11 @@ def test_apply_matches_the_model_and_matches_systems_by_name(tmp_path, interp_mo
     )
     a, b = read_posteriors(out1), read_posteriors(out2)
     assert np.array_equal(a.values, b.values) and (a.ids == b.ids).all()
-    fuser = fuser_from_dict(load_model(interp_model))
+    fuser = load(interp_model)
     aligned = load_aligned([go("words_test.csv"), go("chars_test.csv"), go("nb_test.csv")])
-    assert np.allclose(a.values, fuser.fuse(aligned.tables), atol=1e-15)
-    meta = read_meta(out1)
-    assert meta["system"] == "fusion-interp" and meta["model"] == str(interp_model)
+    assert np.allclose(a.values, fuser.transform(aligned.tables), atol=1e-15)
+    sidecar = read_sidecar(out1)
+    assert sidecar.system == "fusion-interp" and sidecar.models == [str(interp_model)]
 
 
 def test_apply_without_sidecars_goes_by_order(tmp_path, interp_model):
@@ -287,12 +288,11 @@ def test_apply_then_calibration_chain(tmp_path, interp_model):
     calibrated, decided = tmp_path / "calibrated.csv", tmp_path / "decisions.csv"
     ok("apply", interp_model, "--inputs", *inputs, "--then", prior, "--output", calibrated)
     ok("apply", interp_model, "--inputs", *inputs, "--then", prior, thresholds, "--output", decided)
-    fuser = fuser_from_dict(load_model(interp_model))
+    fuser = load(interp_model)
     aligned = load_aligned(inputs)
-    chain = [(str(p), calibrator_from_dict(load_model(p, "calibration"), source=str(p))) for p in (prior,)]
-    expected, _ = apply_chain(fuser.fuse(aligned.tables), fuser.columns_, chain)
+    expected = Chain([load(prior)]).run(fuser.transform(aligned.tables), fuser.columns_).values
     assert np.allclose(read_posteriors(calibrated).values, expected)
-    assert read_meta(calibrated)["calibration"] == [str(prior)]
+    assert read_sidecar(calibrated).models == [str(interp_model), str(prior)]
     decisions = pd.read_csv(decided, dtype=str)
     assert list(decisions.columns) == ["id", "label"] and len(decisions) == len(aligned.ids)
     assert set(decisions["label"]) <= set(fuser.columns_)
@@ -365,7 +365,7 @@ def test_attribute_interp_and_mean(tmp_path):
     )
     assert "weights by CCC" in out and "CCC arousal" in out
     doc = load_model(model)
-    assert doc["attributes"] == ["arousal", "valence", "dominance"]
+    assert doc["classes"] == ["arousal", "valence", "dominance"] and doc["values"] == "regression"
     assert np.array(doc["state"]["weights"]).shape == (3, 2)
     assert "| CCC arousal | CCC valence | CCC dominance |" in (tmp_path / "eb.md").read_text()
     fused = tmp_path / "eb_test.csv"
@@ -414,7 +414,7 @@ def test_class_subset_is_kept_at_apply(tmp_path):
     )
     assert "4 classes" in out
     doc = load_model(model)
-    assert doc["classes"] == keep.split(",") and doc["class_subset"] is True
+    assert doc["classes"] == keep.split(",") and doc["inputs"]["class_subset"] is True
     fused = tmp_path / "subset_test.csv"
     ok("apply", model, "--inputs", go("words_test.csv"), go("chars_test.csv"), "--output", fused)
     table = read_posteriors(fused)

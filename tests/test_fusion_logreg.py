@@ -10,7 +10,8 @@ from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 
 from sermm.errors import SermmError
-from sermm.fusion.logreg import C_GRID, LogRegFuser, parse_C, sample_weights
+from sermm.estimator import ParamError
+from sermm.fusion.logreg import C_GRID, LogRegFuser, sample_weights
 from sermm.tables import log_posteriors
 
 
@@ -53,8 +54,8 @@ def test_two_classes_match_sklearn():
 
 def test_train_prior_is_the_label_frequencies_or_uniform_when_balanced():
     S, y = systems(2)
-    assert np.allclose(LogRegFuser().fit(S, y).train_prior_, np.bincount(y) / len(y))
-    assert np.allclose(LogRegFuser(class_weight="balanced").fit(S, y).train_prior_, 1 / 3)
+    assert np.allclose(LogRegFuser().fit(S, y).prior_, np.bincount(y) / len(y))
+    assert np.allclose(LogRegFuser(class_weight="balanced").fit(S, y).prior_, 1 / 3)
 
 
 def test_tied_matches_a_direct_minimisation():
@@ -98,10 +99,12 @@ def test_C_auto_picks_from_the_grid_by_cross_validation():
     assert LogRegFuser(C="auto", tied=True).fit(S, y, groups).C_ in C_GRID
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "x"])
-def test_bad_C(value):
-    with pytest.raises(SermmError, match="--C"):
-        parse_C(value)
+@pytest.mark.parametrize("value", [0.0, -1, "x", "1.0"])
+def test_bad_C_is_refused_by_its_api_name(value):
+    S, y = systems(1)
+    with pytest.raises(ParamError, match=r"^C must be a positive number or 'auto', got ") as caught:
+        LogRegFuser(C=value).fit(S, y)
+    assert caught.value.param == "C"
 
 
 def test_every_class_needs_examples():

@@ -8,7 +8,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from sermm.errors import SermmError
-from sermm.fusion.base import REGISTRY, fuser_from_dict
+from sermm.estimator import estimator_from_dict, registered
 from sermm.fusion.cv import cross_val_fuse, make_folds
 from sermm.fusion.interp import InterpFuser, MeanFuser
 from sermm.fusion.lda_plda import LDAFuser, PLDAFuser
@@ -84,19 +84,20 @@ def data_for(kind: str, seed: int = 0) -> tuple[list[ScoreTable], np.ndarray]:
 def test_json_round_trip_is_bit_identical(tmp_path, name, make, kind):
     tables, y = data_for(kind)
     fuser = make().fit(tables, y)
-    fuser.dev_metrics_ = {"fit": {"macro_f1": 0.5}}
+    fuser.fit_info_["dev_metrics"] = {"fit": {"macro_f1": 0.5}}
     path = tmp_path / "model.json"
-    save_model(path, "fusion", fuser.to_dict())
+    save_model(path, fuser.to_dict())
     doc = load_model(path, "fusion")
-    loaded = fuser_from_dict(doc, source=str(path))
+    loaded = estimator_from_dict(doc, source=str(path))
     assert type(loaded) is type(fuser)
     assert loaded.get_params() == fuser.get_params()
     assert loaded.systems_ == fuser.systems_ and loaded.columns_ == fuser.columns_
-    assert doc["dev_metrics"] == {"fit": {"macro_f1": 0.5}}
+    assert doc["fit"]["dev_metrics"] == {"fit": {"macro_f1": 0.5}}
+    assert loaded.to_dict() == fuser.to_dict()
     new_tables, _ = data_for(kind, seed=1)
     if kind == "embedding":
         new_tables = tables
-    assert np.array_equal(loaded.fuse(new_tables), fuser.fuse(new_tables))
+    assert np.array_equal(loaded.transform(new_tables), fuser.transform(new_tables))
     assert loaded.describe() == fuser.describe()
 
 
@@ -104,7 +105,9 @@ def test_model_documents_name_what_apply_needs():
     tables, y = posterior_tables(0)
     doc = LogRegFuser().fit(tables, y).to_dict()
     assert doc["method"] == "logreg" and doc["classes"] == ["ang", "hap", "neu"]
-    assert doc["systems"] == ["s0", "s1", "s2"] and doc["system_names_from_sidecar"] is True
+    assert doc["values"] == "probability" and doc["layer"] == "fusion"
+    assert doc["inputs"] == {"kind": "posterior", "systems": ["s0", "s1", "s2"], "widths": [3, 3, 3],
+                             "by_name": True, "class_subset": False}
     assert doc["params"] == {
         "C": 1.0, "class_weight": None, "max_iter": 1000, "tied": False, "warm_start": False
     }
@@ -116,13 +119,13 @@ def test_model_documents_name_what_apply_needs():
 
 def test_unknown_method_and_malformed_state():
     with pytest.raises(SermmError, match="unknown fusion method 'magic'"):
-        fuser_from_dict({"method": "magic"}, source="m.json")
+        estimator_from_dict({"method": "magic"}, source="m.json", layer="fusion")
     tables, y = posterior_tables(0)
     doc = InterpFuser().fit(tables, y).to_dict()
     del doc["state"]["weights"]
     with pytest.raises(SermmError, match="m.json: malformed interp fusion model"):
-        fuser_from_dict(doc, source="m.json")
-    assert set(REGISTRY) == {"mean", "interp", "logreg", "vote", "lda", "plda"}
+        estimator_from_dict(doc, source="m.json")
+    assert set(registered("fusion")) == {"mean", "interp", "logreg", "vote", "lda", "plda"}
 
 
 def test_fusers_follow_the_sklearn_protocol():
@@ -162,7 +165,7 @@ def test_cross_validation_scores_each_fold_with_an_unseen_model():
     oof = cross_val_fuse(LogRegFuser(), tables, y, folds)
     for train, test in folds[:1]:
         direct = LogRegFuser().fit([t.take(train) for t in tables], y[train])
-        assert np.allclose(oof[test], direct.fuse([t.take(test) for t in tables]))
+        assert np.allclose(oof[test], direct.transform([t.take(test) for t in tables]))
     groups = np.arange(len(y)) % 7
     for train, test in make_folds(y, n_splits=3, groups=groups):
         assert not set(groups[train]) & set(groups[test])
@@ -177,8 +180,8 @@ def test_misaligned_or_mismatched_inputs_are_refused():
         MeanFuser().fit([tables[0], shuffled])
     fuser = InterpFuser().fit(tables, y)
     with pytest.raises(SermmError, match="fitted on 3 systems"):
-        fuser.fuse(tables[:2])
+        fuser.transform(tables[:2])
     other = [t.with_columns(["neu", "hap", "ang"]) for t in tables]
-    assert np.allclose(fuser.fuse(other), fuser.fuse(tables))
+    assert np.allclose(fuser.transform(other), fuser.transform(tables))
     with pytest.raises(SermmError, match="not fitted"):
-        InterpFuser().fuse(tables)
+        InterpFuser().transform(tables)

@@ -60,5 +60,5 @@ def test_tie_break_by_name():
     a, b = one_hot_ish([0]), one_hot_ish([1])
     fuser = VoteFuser(tie_break="system2").fit([a, b])
     assert fuser.predict([a, b]).tolist() == [1]
-    with pytest.raises(SermmError, match="--tie-break nope: no such system"):
+    with pytest.raises(SermmError, match="tie_break nope: no such system"):
         VoteFuser(tie_break="nope").fit([a, b])

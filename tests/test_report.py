@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from cli_checks import assert_one_line_error
 from click.testing import CliRunner
+from conftest import assert_one_line_error
 from sklearn import metrics as skm
 
 from sermm.bootstrap import bootstrap_categorical, paired_bootstrap

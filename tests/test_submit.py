@@ -8,8 +8,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from cli_checks import assert_one_line_error
 from click.testing import CliRunner
+from conftest import assert_one_line_error
 
 from sermm.cli.submit import main
 

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
 from sermm.errors import SermmError
+from sermm.estimator import ParamError
 
 
 class SermmCommand(click.Command):
     """A click command that turns :class:`SermmError` into one line on stderr and exit code 1.
 
     Options declared ``multiple=True`` take several values after one flag
-    (``--inputs a.csv t.csv``), up to the next option, as the design card writes them.
+    (``--inputs a.csv t.csv``), up to the next option, as the README writes them.
     """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -25,8 +27,19 @@ class SermmCommand(click.Command):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except ParamError as exc:
+            raise click.ClickException(exc.render(flag_of(self, exc.param))) from None
         except SermmError as exc:
             raise click.ClickException(str(exc)) from None
+
+
+def flag_of(command: click.Command, param: str) -> str:
+    """The flag that sets an estimator parameter: the option stored under its name, else
+    ``--`` + the name with dashes (``lda_dim`` -> ``--lda-dim``)."""
+    for option in command.params:
+        if isinstance(option, click.Option) and option.name == param:
+            return max(option.opts, key=len)
+    return "--" + param.replace("_", "-")
 
 
 class SermmGroup(click.Group):
@@ -167,3 +180,64 @@ def _expand_multi(command: click.Command, args: list[str]) -> list[str]:
             first = False
         out.append(arg)
     return out
+
+
+# --------------------------------------------------------------------------- method commands
+
+
+@dataclass
+class MethodSpec:
+    """A method command, declared once: the registered ``method``, its own click ``options``
+    (each stored under the estimator parameter it sets) and its manual text."""
+
+    method: str
+    options: list[Callable]
+    help: str
+
+    @property
+    def params(self) -> list[str]:
+        """The estimator parameters the options set."""
+        names = []
+        for option in self.options:
+            probe = option(lambda **kwargs: None)
+            names.append(probe.__click_params__[-1].name)
+        return names
+
+
+def method_command(spec: MethodSpec, shared: list[Callable], callback: Callable) -> click.Command:
+    """The command of a method: the ``shared`` options, then its own, calling ``callback(**options)``."""
+    for option in reversed([*shared, *spec.options]):
+        callback = option(callback)
+    return click.command(spec.method, cls=SermmCommand, help=spec.help)(callback)
+
+
+def number_or_auto(ctx: click.Context, param: click.Parameter, value: str) -> float | str:
+    """A number, or ``auto``; anything else is passed on as given, for the estimator to refuse."""
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def class_weight_option(help: str | None) -> Callable:
+    """``--class-weight none|balanced``, stored as None or ``balanced``."""
+    return click.option(
+        "--class-weight",
+        type=click.Choice(["none", "balanced"]),
+        default="none",
+        show_default=True,
+        callback=lambda ctx, param, value: None if value == "none" else value,
+        help=help,
+    )
+
+
+def chain_options(func: Callable) -> Callable:
+    """``--save-chain FILE``: also save the models applied, in order, as one chain model file."""
+    return click.option(
+        "--save-chain",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Also save the models applied, in order, as one model file (apply it like any model).",
+    )(func)

@@ -13,9 +13,11 @@ from sermm.cli.common import SermmGroup, check_outputs, labels_option, score_opt
 from sermm.errors import SermmError
 from sermm.labels import LabelTable, read_labels
 from sermm.msp import BASELINE_ORDER, CODE_TO_CLASS
+from sermm.sidecar import Sidecar
 from sermm.tables import (
     ScoreTable,
     check_ids,
+    declared_values,
     find_id_column,
     header_names,
     parse_classes,
@@ -138,8 +140,8 @@ def convert(input_path: str, source: str, output: str, labels_output: str | None
         raise SermmError(f"{input_path}: --labels-output needs a 'Label' column, and the file has none")
     classes = [CODE_TO_CLASS[c] for c in BASELINE_ORDER]
     table = ScoreTable(ids, softmax(logits), classes, "posterior")
-    meta = {"system": "msp-baseline", "values": "probability", "classes": classes, "source": str(input_path)}
-    write_scores(table, output, meta=meta)
+    sidecar = Sidecar(system="msp-baseline", classes=classes, values="probability", inputs=[input_path])
+    write_scores(table, output, sidecar=sidecar)
     written = f"{output}"
     if labels_output is not None:
         write_decisions(ids, np.asarray(classes, dtype=object)[onehot.argmax(axis=1)], labels_output)
@@ -222,7 +224,8 @@ def describe_scores(table: ScoreTable, softmaxed: bool) -> str:
         shape = f"columns {', '.join(table.columns)}"
     else:
         shape = f"{n} dimensions ({table.columns[0]}..{table.columns[-1]})"
-    origin = "sidecar" if table.meta.get("system") else "file name, no sidecar system"
+    named = table.sidecar is not None and table.sidecar.system
+    origin = "sidecar" if named else "file name, no sidecar system"
     return f"{table.kind}, {len(table)} rows, {shape}, system '{table.system}' ({origin})"
 
 
@@ -291,8 +294,8 @@ def check(
             line = describe_labels(read_labels(path, split=split))
         else:
             table = read_scores(path, kind=kind, scores=scores, classes=subset)  # type: ignore[arg-type]
-            declared = scores if scores != "auto" else str(table.meta.get("values", "probability"))
-            line = describe_scores(table, table.kind == "posterior" and declared.startswith("logit"))
+            declared = scores if scores != "auto" else declared_values(table.sidecar)
+            line = describe_scores(table, table.kind == "posterior" and declared == "logit")
             score_files.append(path)
         click.echo(f"{path}: {line}")
     if not (together or labels):
