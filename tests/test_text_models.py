@@ -141,6 +141,20 @@ def test_llama_4bit_lora_on_the_cpu(checkpoints):
     check_lora_training(model, tokenizer)
 
 
+@needs_bnb
+def test_fsdp_qlora_storage_keeps_every_weight_in_one_dtype(checkpoints):
+    """FSDP flattens one dtype only: 4-bit storage, norms, adapters and head all stay bfloat16."""
+    sharded = {"quantize": "4bit", "quant_storage": "bfloat16"}
+    model, tokenizer = build(checkpoints["llama"], dtype="bfloat16", **sharded)
+    dtypes = {(type(p).__name__, p.dtype) for p in model.parameters()}
+    assert dtypes == {("Params4bit", torch.bfloat16), ("Parameter", torch.bfloat16)}
+    model.train()
+    b = batch(tokenizer)
+    weighted_cross_entropy(model(b)["scores"], b["target"]).backward()
+    with pytest.raises(SermmError, match="needs dtype=bfloat16"):
+        build(checkpoints["llama"], **sharded)
+
+
 @pytest.mark.parametrize("quantize", ["none", pytest.param("4bit", marks=needs_bnb)])
 def test_adapter_reloads_to_identical_predictions(checkpoints, tmp_path, quantize):
     model, tokenizer = build(checkpoints["llama"], quantize=quantize)

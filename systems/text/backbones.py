@@ -124,6 +124,15 @@ def load_backbone(config: TextConfig, n_outputs: int, tokenizer: PreTrainedToken
     hf_config.num_labels = n_outputs
     hf_config.pad_token_id = tokenizer.pad_token_id
     hf_config.problem_type = "regression" if config.task == "attributes" else "single_label_classification"
+    # FSDP-QLoRA: FSDP flattens tensors of one dtype only, so the 4-bit weights are stored in the dtype
+    # of every other weight and nothing is upcast (not the norms, as prepare_model_for_kbit_training
+    # would, nor the adapters)
+    sharded = config.quantize == "4bit" and config.quant_storage != "uint8"
+    if sharded and config.quant_storage != config.dtype:
+        raise SermmError(
+            f"quant_storage={config.quant_storage} (FSDP-QLoRA) needs dtype={config.quant_storage} as well, "
+            f"not {config.dtype}"
+        )
     kwargs = {"dtype": getattr(torch, config.dtype)}
     if config.quantize == "4bit":
         kwargs["quantization_config"] = quantization_config(config)
@@ -134,13 +143,13 @@ def load_backbone(config: TextConfig, n_outputs: int, tokenizer: PreTrainedToken
     except (OSError, ValueError, KeyError) as exc:
         raise SermmError(f"{config.backbone}: cannot load the backbone ({_reason(exc)})") from None
     checkpointing = {"use_reentrant": False}
-    if config.quantize == "4bit":
+    if config.quantize == "4bit" and not sharded:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs=checkpointing
         )
-    elif config.gradient_checkpointing:
+    elif config.gradient_checkpointing or sharded:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
     if finetune == "lora":
         from peft import LoraConfig, TaskType, get_peft_model
@@ -152,5 +161,5 @@ def load_backbone(config: TextConfig, n_outputs: int, tokenizer: PreTrainedToken
             lora_dropout=config.lora_dropout,
             target_modules=list(config.lora_target_modules) or None,
         )
-        model = get_peft_model(model, lora)
+        model = get_peft_model(model, lora, autocast_adapter_dtype=not sharded)
     return model
