@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.sermm-installed
+SYSTEMS_STAMP := $(VENV)/.sermm-systems-installed
 
 .PHONY: demo test lint systems bench bench-psrcal clean
 
@@ -15,17 +16,21 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
 
-test: $(STAMP)
+# The audio/text systems need torch: the CPU build pinned here goes in before the extra (a bare
+# `torch` requirement would pull a multi-GB CUDA build).
+$(SYSTEMS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[systems,test]"
+	touch $(SYSTEMS_STAMP)
+
+test: $(SYSTEMS_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# The audio/text systems need torch: install the CPU build pinned here before the extra.
-systems: $(STAMP)
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[systems,test]"
+systems: $(SYSTEMS_STAMP)
 
 # The calibration comparison with psrcal (needs torch) in a venv of its own.
 bench-psrcal:

@@ -1,0 +1,18 @@
+"""``sermm-system``: train the audio and text systems and score manifests with them."""
+
+from __future__ import annotations
+
+import click
+
+from sermm.cli.common import SermmGroup
+
+
+@click.group(cls=SermmGroup)
+def main() -> None:
+    """Train emotion recognition systems and write their score files.
+
+    Each system kind is a command group with `train` (manifests in, a run directory out) and
+    `predict` (a run directory and a manifest in, a posterior or attribute file with its
+    .meta.json sidecar out, ready for sermm-fuse and sermm-calibrate). Training runs on one CPU,
+    one GPU or many under `accelerate launch` with the same command. See docs/systems.md.
+    """
