@@ -18,7 +18,7 @@ from sermm.errors import SermmError  # noqa: E402
 from sermm.systems.losses import neg_mean_ccc, weighted_cross_entropy  # noqa: E402
 from sermm.systems.text.backbones import load_backbone, load_tokenizer  # noqa: E402
 from sermm.systems.text.config import TextConfig  # noqa: E402
-from sermm.systems.text.data import TextCollator, TextDataset, tokenize  # noqa: E402
+from sermm.systems.text.data import TextDataset, tokenize  # noqa: E402
 from sermm.systems.text.model import TextModel  # noqa: E402
 
 TEXTS = ["i am so happy today", "", "terrible news we lost again never thought it would end like that", "no"]
@@ -68,8 +68,15 @@ def build(backbone: str, n_out: int = 7, **settings) -> tuple[TextModel, object]
 
 
 def batch(tokenizer, texts=TEXTS, targets=TARGETS, side="right"):
-    data = TextDataset(tokenize(tokenizer, texts, 32), targets)
-    return TextCollator(tokenizer.pad_token_id, side)([data[i] for i in range(len(data))])
+    """A padded batch of ``texts`` with their targets, as the training loop makes it."""
+    data = TextDataset(tokenize(tokenizer, texts, 32), tokenizer.pad_token_id, side)
+    out = data.collate([data[i] for i in range(len(data))])
+    out["target"] = torch.as_tensor(targets)
+    return out
+
+
+def rows(ids) -> list[list[int]]:
+    return [row.tolist() for row in (ids[i] for i in range(len(ids)))]
 
 
 def trainable(model) -> dict[str, torch.Tensor]:
@@ -248,19 +255,32 @@ def test_ccc_loss_of_a_perfect_prediction_is_minus_one():
 
 def test_empty_transcript_still_gets_tokens(checkpoints):
     tokenizer = load_tokenizer(checkpoints["llama"])
-    assert tokenize(tokenizer, ["", "happy " * 50], 16) == [[tokenizer.bos_token_id], ANY_16]
+    ids = tokenize(tokenizer, ["", "happy " * 50, "i am happy"], 16)
+    assert rows(ids) == [[tokenizer.bos_token_id], ANY_16, tokenizer("i am happy")["input_ids"]]
+    assert ids.lengths.tolist() == [1, 16, len(tokenizer("i am happy")["input_ids"])]
     bare = plain_tokenizer()  # adds no special tokens: the empty string has none of its own
     assert bare("")["input_ids"] == []
-    assert tokenize(bare, ["", "happy"], 16) == [[bare.eos_token_id], bare("happy")["input_ids"]]
+    assert rows(tokenize(bare, ["", "happy"], 16)) == [[bare.eos_token_id], bare("happy")["input_ids"]]
+
+
+def test_tokenize_packs_rows_across_chunks(checkpoints, monkeypatch):
+    import sermm.systems.text.data as data
+
+    tokenizer = load_tokenizer(checkpoints["llama"])
+    texts = TEXTS * 3
+    whole = rows(tokenize(tokenizer, texts, 32))
+    monkeypatch.setattr(data, "CHUNK", 5)
+    assert rows(tokenize(tokenizer, texts, 32)) == whole == [tokenizer(t)["input_ids"] for t in texts]
 
 
 def test_collate_pads_on_the_requested_side():
-    items = [{"input_ids": [5, 6, 7], "index": 0}, {"input_ids": [8], "index": 1}]
-    right, left = TextCollator(0, "right")(items), TextCollator(0, "left")(items)
+    items = [np.array([5, 6, 7]), np.array([8])]
+    right = TextDataset(None, 0, "right").collate(items)
+    left = TextDataset(None, 0, "left").collate(items)
     assert right["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert right["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert left["input_ids"].tolist() == [[5, 6, 7], [0, 0, 8]]
     assert left["attention_mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
-    assert right["index"].tolist() == [0, 1] and "target" not in right
 
 
 def test_backbone_directory_without_tokenizer_is_one_line(checkpoints, tmp_path):
@@ -284,13 +304,9 @@ def test_4bit_without_bitsandbytes_is_one_line(checkpoints, monkeypatch):
         load_backbone(TextConfig(backbone=checkpoints["llama"], quantize="4bit"), 7, tokenizer)
 
 
-def test_4bit_full_fine_tuning_is_refused(checkpoints):
-    tokenizer = load_tokenizer(checkpoints["llama"])
-    with pytest.raises(SermmError, match="use --finetune lora"):
-        config = TextConfig(backbone=checkpoints["llama"], quantize="4bit", finetune="full")
-        load_backbone(config, 7, tokenizer)
-
-
 def test_bad_config_values_are_refused():
     with pytest.raises(SermmError, match="quantize must be one of"):
-        TextConfig(quantize="8bit")
+        TextConfig(quantize="8bit").check()
+    with pytest.raises(SermmError, match="trains LoRA adapters, not finetune=full"):
+        TextConfig(quantize="4bit", finetune="full").check()
+    TextConfig(finetune="auto").check()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from sermm.cli.common import SermmGroup
+from sermm.cli.system_text import text
 
 
 @click.group(cls=SermmGroup)
@@ -16,3 +17,6 @@ def main() -> None:
     .meta.json sidecar out, ready for sermm-fuse and sermm-calibrate). Training runs on one CPU,
     one GPU or many under `accelerate launch` with the same command. See docs/systems.md.
     """
+
+
+main.add_command(text)

@@ -157,6 +157,8 @@ def run_train(
     )
     if not config.backbone:
         raise SermmError("no backbone: pass --backbone ID_OR_DIR (or set backbone: in --config)")
+    if hasattr(recipe, "check_backbone"):  # before anything is written: a bad backbone leaves no run
+        recipe.check_backbone(config)
     manifest_kwargs = manifest_kwargs or {}
     train = read_manifest(opts["train"], need=recipe.need, split=opts["train_split"], **manifest_kwargs)
     dev = read_manifest(opts["dev"], need=recipe.need, split=opts["dev_split"], **manifest_kwargs)

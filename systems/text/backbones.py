@@ -85,14 +85,16 @@ def is_decoder(hf_config: AutoConfig) -> bool:
     return kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 
+def decoder_backbone(config: TextConfig, hf_config: AutoConfig) -> bool:
+    """Whether the backbone is a decoder LLM: the config's ``kind`` when set, else from ``model_type``."""
+    return config.kind == "decoder" if config.kind else is_decoder(hf_config)
+
+
 def resolve_finetune(config: TextConfig, decoder: bool) -> str:
-    """``lora`` or ``full``: ``auto`` is LoRA for decoders and full fine-tuning for encoders."""
-    finetune = config.finetune
-    if finetune == "auto":
-        finetune = "lora" if decoder else "full"
-    if config.quantize == "4bit" and finetune == "full":
-        raise SermmError("--quantize 4bit trains LoRA adapters only: use --finetune lora")
-    return finetune
+    """``lora``, ``full`` or ``frozen``: ``auto`` is LoRA for decoders and full fine-tuning for encoders."""
+    if config.finetune == "auto":
+        return "lora" if decoder or config.quantize == "4bit" else "full"
+    return config.finetune
 
 
 def quantization_config(config: TextConfig):
@@ -112,6 +114,15 @@ def quantization_config(config: TextConfig):
     )
 
 
+def _device_map() -> dict[str, object] | None:
+    """Where a 4-bit model is loaded: this process's GPU (DDP: one copy per GPU), else the CPU default."""
+    if not torch.cuda.is_available():
+        return None
+    from accelerate import PartialState
+
+    return {"": PartialState().device}
+
+
 def load_backbone(config: TextConfig, n_outputs: int, tokenizer: PreTrainedTokenizerBase) -> torch.nn.Module:
     """``AutoModelForSequenceClassification`` with ``n_outputs`` outputs, quantised and LoRA-wrapped.
 
@@ -119,8 +130,7 @@ def load_backbone(config: TextConfig, n_outputs: int, tokenizer: PreTrainedToken
     already has with another number of outputs is replaced by a new one.
     """
     hf_config = load_hf_config(config.backbone)
-    decoder = is_decoder(hf_config)
-    finetune = resolve_finetune(config, decoder)
+    finetune = resolve_finetune(config, decoder_backbone(config, hf_config))
     hf_config.num_labels = n_outputs
     hf_config.pad_token_id = tokenizer.pad_token_id
     hf_config.problem_type = "regression" if config.task == "attributes" else "single_label_classification"
@@ -136,6 +146,8 @@ def load_backbone(config: TextConfig, n_outputs: int, tokenizer: PreTrainedToken
     kwargs = {"dtype": getattr(torch, config.dtype)}
     if config.quantize == "4bit":
         kwargs["quantization_config"] = quantization_config(config)
+        if not sharded:  # FSDP places the shards itself
+            kwargs["device_map"] = _device_map()
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             config.backbone, config=hf_config, ignore_mismatched_sizes=True, **kwargs
@@ -159,7 +171,12 @@ def load_backbone(config: TextConfig, n_outputs: int, tokenizer: PreTrainedToken
             r=config.lora_r,
             lora_alpha=config.lora_alpha,
             lora_dropout=config.lora_dropout,
-            target_modules=list(config.lora_target_modules) or None,
+            target_modules=list(config.lora_targets) or None,
         )
         model = get_peft_model(model, lora, autocast_adapter_dtype=not sharded)
+    elif finetune == "frozen":
+        model.requires_grad_(False)
+        for name in HEAD_MODULES:
+            if hasattr(model, name):
+                getattr(model, name).requires_grad_(True)
     return model

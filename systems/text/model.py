@@ -22,11 +22,11 @@ def _hf_model(backbone: nn.Module) -> nn.Module:
 class TextModel(nn.Module):
     """A transcript classifier or attribute regressor over a (possibly peft-wrapped) HF backbone."""
 
-    def __init__(self, backbone: nn.Module) -> None:
+    def __init__(self, backbone: nn.Module, *, decoder: bool | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         hf = _hf_model(backbone)
-        self.decoder = is_decoder(hf.config)
+        self.decoder = is_decoder(hf.config) if decoder is None else decoder
         names = [name for name in HEAD_MODULES if hasattr(hf, name)]
         if not names:
             raise ValueError(f"{type(hf).__name__} has none of the head modules {', '.join(HEAD_MODULES)}")
