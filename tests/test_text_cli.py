@@ -13,7 +13,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
 from click.testing import CliRunner  # noqa: E402
-from text_checkpoints import corpus, save_llama, save_roberta  # noqa: E402
+from text_checkpoints import bitsandbytes_reason, corpus, save_llama, save_roberta  # noqa: E402
 
 from sermm.calibration.cli import main as calibrate_cli  # noqa: E402
 from sermm.cli.data import main as data_cli  # noqa: E402
@@ -22,15 +22,6 @@ from sermm.sidecar import read_sidecar  # noqa: E402
 from sermm.tables import read_scores  # noqa: E402
 
 CLASSES = ("joy", "neutral", "sadness")
-
-
-def bitsandbytes_imports() -> bool:
-    try:
-        import bitsandbytes  # noqa: F401
-    except Exception as exc:
-        print(f"bitsandbytes does not import: {exc}")
-        return False
-    return True
 
 
 def label_of(text: str) -> str:
@@ -89,10 +80,10 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("backbone", "task", "extra"), CASES, ids=lambda v: "-".join(v) if v else "")
+@pytest.mark.parametrize(("backbone", "task", "extra"), CASES, ids=["-".join([*c[:2], *c[2]]) for c in CASES])
 def test_train_and_predict_from_the_cli(data, tmp_path, backbone, task, extra):
-    if "4bit" in extra and not bitsandbytes_imports():
-        pytest.skip("bitsandbytes does not import")
+    if "4bit" in extra and bitsandbytes_reason() is not None:
+        pytest.skip(bitsandbytes_reason())
     run = tmp_path / "run"
     result = train(data, backbone, run, "--task", task, *extra)
     assert result.exit_code == 0, result.output

@@ -12,7 +12,14 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
 from safetensors.torch import load_file, save_file  # noqa: E402
-from text_checkpoints import plain_tokenizer, save_bert, save_gpt2, save_llama, save_roberta  # noqa: E402
+from text_checkpoints import (  # noqa: E402
+    bitsandbytes_reason,
+    plain_tokenizer,
+    save_bert,
+    save_gpt2,
+    save_llama,
+    save_roberta,
+)
 
 from sermm.errors import SermmError  # noqa: E402
 from sermm.systems.losses import neg_mean_ccc, weighted_cross_entropy  # noqa: E402
@@ -33,15 +40,6 @@ class _Length16(list):
 
 
 ANY_16 = _Length16()
-
-
-def bitsandbytes_reason() -> str | None:
-    """Why bitsandbytes cannot be used here, or None when it imports."""
-    try:
-        import bitsandbytes  # noqa: F401
-    except Exception as exc:
-        return f"bitsandbytes does not import: {exc}"
-    return None
 
 
 needs_bnb = pytest.mark.skipif(bitsandbytes_reason() is not None, reason=str(bitsandbytes_reason()))

@@ -20,6 +20,15 @@ VOCAB_SIZE = 120
 HIDDEN = 64
 
 
+def bitsandbytes_reason() -> str | None:
+    """Why bitsandbytes cannot be used here (the skip reason of the 4-bit tests), or None when it imports."""
+    try:
+        import bitsandbytes  # noqa: F401
+    except Exception as exc:
+        return f"bitsandbytes does not import: {exc}"
+    return None
+
+
 def corpus(n: int = 400) -> list[str]:
     """Deterministic pseudo-sentences of 3 to 11 words from :data:`WORDS`."""
     cycle = itertools.cycle(WORDS)

@@ -8,6 +8,8 @@ bf16 compute (QLoRA). Encoders (RoBERTa, BERT, XLM-R, MiniLM) are fully fine-tun
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -114,6 +116,20 @@ def quantization_config(config: TextConfig):
     )
 
 
+@contextlib.contextmanager
+def _quiet_load_report() -> Iterator[None]:
+    """Hide transformers' load report: its "newly initialized" head is expected here (a new head is
+    trained, or a run's trained one is loaded right after)."""
+    from transformers.utils import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+
+
 def _device_map() -> dict[str, object] | None:
     """Where a 4-bit model is loaded: this process's GPU (DDP: one copy per GPU), else the CPU default."""
     if not torch.cuda.is_available():
@@ -149,9 +165,10 @@ def load_backbone(config: TextConfig, n_outputs: int, tokenizer: PreTrainedToken
         if not sharded:  # FSDP places the shards itself
             kwargs["device_map"] = _device_map()
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            config.backbone, config=hf_config, ignore_mismatched_sizes=True, **kwargs
-        )
+        with _quiet_load_report():
+            model = AutoModelForSequenceClassification.from_pretrained(
+                config.backbone, config=hf_config, ignore_mismatched_sizes=True, **kwargs
+            )
     except (OSError, ValueError, KeyError) as exc:
         raise SermmError(f"{config.backbone}: cannot load the backbone ({_reason(exc)})") from None
     checkpointing = {"use_reentrant": False}
