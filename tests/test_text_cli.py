@@ -212,3 +212,41 @@ def test_predict_with_a_run_of_another_system_is_one_line(data, tmp_path):
     result = cli("text", "predict", run, "--manifest", data["dev"], "-o", tmp_path / "t.csv")
     assert result.exit_code == 1 and "a run of the 'audio' system, not 'text'" in result.output
     assert not (tmp_path / "t.csv").exists()
+
+
+def test_two_process_ddp_training_and_sharded_prediction(data, tmp_path):
+    """The library under torchrun (2 CPU processes, gloo), as ``sermm-system text`` runs it there: DDP
+    training, then each rank scores a share and rank 0 merges to what one process writes."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    script = tmp_path / "ddp.py"
+    script.write_text(
+        "import sys\n"
+        "from sermm.systems.config import load_config\n"
+        "from sermm.systems.manifest import read_manifest\n"
+        "from sermm.systems.prediction import predict_system\n"
+        "from sermm.systems.text.recipe import TextRecipe\n"
+        "from sermm.systems.training import train_system\n"
+        "train, dev, backbone, run, out = sys.argv[1:]\n"
+        "sets = ['epochs=1', 'max_length=16', 'lora_r=4', 'lora_alpha=4', 'batch_size=4']\n"
+        "recipe = TextRecipe()\n"
+        "config = load_config(recipe.config_class, None, sets, backbone=backbone)\n"
+        "train, dev = (read_manifest(m, need='text') for m in (train, dev))\n"
+        "train_system(recipe, config, train, dev, run, quiet=True)\n"
+        "predict_system(TextRecipe(), run, dev, out, max_items=3, quiet=True)\n"
+    )
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    run, two = tmp_path / "run", tmp_path / "two.csv"
+    command = [Path(sys.executable).parent / "torchrun", "--nproc_per_node", "2", "--master_port", "29541",
+               script, data["train"], data["dev"], data["llama"], run, two]
+    done = subprocess.run([str(c) for c in command], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len((run / "log.jsonl").read_text().splitlines()) == 1  # one process writes the log
+    one = tmp_path / "one.csv"
+    assert cli("text", "predict", run, "--manifest", data["dev"], "-o", one, "-q").exit_code == 0
+    a, b = read_scores(one), read_scores(two)
+    assert a.ids.tolist() == b.ids.tolist()
+    np.testing.assert_allclose(a.values, b.values, rtol=1e-5, atol=1e-7)
+    assert not Path(f"{two}.parts").exists()
