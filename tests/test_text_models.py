@@ -308,3 +308,24 @@ def test_bad_config_values_are_refused():
     with pytest.raises(SermmError, match="trains LoRA adapters, not finetune=full"):
         TextConfig(quantize="4bit", finetune="full").check()
     TextConfig(finetune="auto").check()
+
+
+def test_frozen_trains_the_head_only(checkpoints):
+    model, tokenizer = build(checkpoints["roberta"], finetune="frozen")
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert names and all(n.startswith("backbone.classifier.") for n in names)
+
+
+def test_shipped_70b_config_is_the_papers():
+    from pathlib import Path
+
+    from sermm.systems.config import load_config
+
+    examples = Path(__file__).resolve().parent.parent / "examples" / "text"
+    config = load_config(TextConfig, examples / "llama2_70b_qlora.yaml")
+    assert (config.lora_r, config.lora_alpha, config.lora_dropout, config.epochs) == (16, 16, 0.05, 4)
+    assert (config.quantize, config.quant_storage, config.dtype) == ("4bit", "bfloat16", "bfloat16")
+    import yaml
+
+    accelerate = yaml.safe_load((examples / "fsdp_qlora.yaml").read_text())
+    assert accelerate["distributed_type"] == "FSDP" and accelerate["mixed_precision"] == "bf16"
