@@ -154,11 +154,6 @@ def load_backbone(config: TextConfig, n_outputs: int, tokenizer: PreTrainedToken
     # of every other weight and nothing is upcast (not the norms, as prepare_model_for_kbit_training
     # would, nor the adapters)
     sharded = config.quantize == "4bit" and config.quant_storage != "uint8"
-    if sharded and config.quant_storage != config.dtype:
-        raise SermmError(
-            f"quant_storage={config.quant_storage} (FSDP-QLoRA) needs dtype={config.quant_storage} as well, "
-            f"not {config.dtype}"
-        )
     kwargs = {"dtype": getattr(torch, config.dtype)}
     if config.quantize == "4bit":
         kwargs["quantization_config"] = quantization_config(config)

@@ -57,5 +57,10 @@ class TextConfig(SystemConfig):
             raise SermmError(f"config: quant_storage must be uint8 or one of {', '.join(DTYPES)}")
         if self.max_length < 1:
             raise SermmError(f"config: max_length must be at least 1, got {self.max_length}")
+        if self.quant_storage not in ("uint8", self.dtype):
+            raise SermmError(
+                f"config: quant_storage={self.quant_storage} (FSDP-QLoRA) needs dtype={self.quant_storage} "
+                f"as well, not {self.dtype}: FSDP shards weights of one dtype"
+            )
         if self.quantize == "4bit" and self.finetune in ("full", "frozen"):
             raise SermmError(f"--quantize 4bit trains LoRA adapters, not finetune={self.finetune}: use lora")
