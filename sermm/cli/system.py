@@ -6,6 +6,7 @@ import click
 
 from sermm.cli.common import SermmGroup
 from sermm.cli.system_audio import audio
+from sermm.cli.system_text import text
 
 
 @click.group(cls=SermmGroup)
@@ -20,3 +21,4 @@ def main() -> None:
 
 
 main.add_command(audio)
+main.add_command(text)
