@@ -49,50 +49,18 @@ def one_thread():
 
 def make_backbone(kind: str, root: Path, **overrides) -> Path:
     """Write a tiny random ``kind`` checkpoint (model and feature extractor) into ``root`` and return it."""
-    import torch
-    from transformers import (
-        HubertConfig,
-        HubertModel,
-        SeamlessM4TFeatureExtractor,
-        Wav2Vec2BertConfig,
-        Wav2Vec2BertModel,
-        Wav2Vec2Config,
-        Wav2Vec2FeatureExtractor,
-        Wav2Vec2Model,
-        WavLMConfig,
-        WavLMModel,
-    )
+    from sermm.systems.audio.scratch import save_random_backbone
 
-    from sermm.systems.audio.sonar import SonarSpeechConfig, SonarSpeechEncoder
-
-    torch.manual_seed(0)
     out = root / f"{kind}{'-' + '-'.join(overrides) if overrides else ''}"
-    logmel = SeamlessM4TFeatureExtractor(padding_value=1.0)
-    wave = Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=True
-    )
-    if kind == "w2v-bert":
-        model, fe = Wav2Vec2BertModel(Wav2Vec2BertConfig(**{**W2V_BERT, **overrides})), logmel
-    elif kind == "sonar":
+    if kind == "sonar":
         encoder = {**W2V_BERT, "position_embeddings_type": "relative", **overrides}
-        config = SonarSpeechConfig(
-            encoder=encoder, num_decoder_layers=2, num_decoder_heads=2, decoder_ffn_dim=64
+        return save_random_backbone(
+            kind, out, **encoder, num_decoder_layers=2, num_decoder_heads=2, decoder_ffn_dim=64
         )
-        model, fe = SonarSpeechEncoder(config), logmel
-    elif kind in ("wav2vec2", "xls-r"):
-        model, fe = Wav2Vec2Model(Wav2Vec2Config(**{**SSL, **overrides})), wave
-    elif kind == "hubert":
-        model, fe = HubertModel(HubertConfig(**{**SSL, **overrides})), wave
-    elif kind == "wavlm":
-        model, fe = (
-            WavLMModel(WavLMConfig(**{**SSL, "num_buckets": 32, "max_bucket_distance": 64, **overrides})),
-            wave,
-        )
-    else:
-        raise ValueError(kind)
-    model.save_pretrained(out)
-    fe.save_pretrained(out)
-    return out
+    if kind == "w2v-bert":
+        return save_random_backbone(kind, out, **{**W2V_BERT, **overrides})
+    extra = {"num_buckets": 32, "max_bucket_distance": 64} if kind == "wavlm" else {}
+    return save_random_backbone(kind, out, **{**SSL, **extra, **overrides})
 
 
 def tone(seconds: float, rate: int = 16000, freq: float = 220.0, seed: int = 0) -> np.ndarray:
