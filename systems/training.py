@@ -58,6 +58,9 @@ class Recipe(Protocol):
         """The manifest with its inputs checked (e.g. audio files readable): a bad row is an error,
         or with ``skip_bad`` it is left out and listed."""
 
+    # Optional: ``loss(out, batch, config, weight) -> Tensor`` replaces ``compute_loss`` (focal,
+    # soft-label or centre losses); ``out`` is the model's output dict in training mode.
+
 
 class Labelled(Dataset):
     """A recipe's dataset plus each row's index and target, added to every batch."""
@@ -176,6 +179,14 @@ def compute_loss(
     if task == "attributes":
         return neg_mean_ccc(out["scores"], target)
     return weighted_cross_entropy(out["scores"], target, weight)
+
+
+def default_loss(
+    out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], config: SystemConfig,
+    weight: torch.Tensor | None,
+) -> torch.Tensor:
+    """The loop's loss when the recipe brings none: ``compute_loss`` on the batch's targets."""
+    return compute_loss(out, batch["target"], config.task, weight)
 
 
 @torch.no_grad()
@@ -328,6 +339,7 @@ def train_system(
             config,
             weight,
             accumulate,
+            getattr(recipe, "loss", default_loss),
             desc=f"epoch {epoch}/{config.epochs}",
             quiet=quiet,
         )
@@ -383,6 +395,7 @@ def _train_epoch(
     config: SystemConfig,
     weight: torch.Tensor | None,
     accumulate: int,
+    loss_fn: Any,
     *,
     desc: str,
     quiet: bool,
@@ -398,7 +411,7 @@ def _train_epoch(
         group = accumulate if i < count - count % accumulate else count % accumulate
         sync = contextlib.nullcontext() if group_end or accelerator.num_processes == 1 else model.no_sync()
         with sync, accelerator.autocast():
-            loss = compute_loss(model(batch), batch["target"], config.task, weight)
+            loss = loss_fn(model(batch), batch, config, weight)
             accelerator.backward(loss / group)
         if not torch.isfinite(loss):
             raise SermmError(
