@@ -365,4 +365,11 @@ def test_a_bad_backbone_or_corpus_stops_training_before_the_run_directory_exists
         train_cli(corpus, checkpoints["wavlm"], tmp_path / "r2", *sets(f"noise={tmp_path / 'no-noise'}")),
         "noise corpus not found",
     )
-    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+    one_line(
+        train_cli(
+            corpus, checkpoints["wav2vec2"], tmp_path / "r3", *sets("finetune=lora", "lora_targets=q_proj,qx")
+        ),
+        "LoRA target(s) qx name no module of this wav2vec2 backbone",
+        "k_proj",
+    )
+    assert not any((tmp_path / name).exists() for name in ("r1", "r2", "r3"))

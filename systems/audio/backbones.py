@@ -308,6 +308,27 @@ def _load_model(kind: str, name_or_path: str | os.PathLike, overrides: dict) -> 
         raise SermmError(f"{name_or_path}: cannot load a {kind} backbone ({first})") from None
 
 
+def check_lora_targets(name_or_path: str | os.PathLike, kind: str, targets: Sequence[str]) -> None:
+    """Every LoRA target names a module of the backbone, checked on the architecture built from its
+    config.json on the meta device (no weights read), so a typo fails before a run directory exists."""
+    if not targets or kind == "sonar":  # SONAR's modules are sermm's own, its defaults fixed
+        return
+    from transformers import HubertModel, Wav2Vec2BertModel, Wav2Vec2Model, WavLMModel
+
+    cls = {"w2v-bert": Wav2Vec2BertModel, "hubert": HubertModel, "wavlm": WavLMModel}.get(kind, Wav2Vec2Model)
+    config = cls.config_class.from_pretrained(str(name_or_path))
+    with torch.device("meta"):
+        model = cls(config)
+    names = [name for name, _ in model.named_modules()]
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+    if missing:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+        raise SermmError(
+            f"LoRA target(s) {', '.join(missing)} name no module of this {kind} backbone "
+            f"(its linear layers: {', '.join(linear)})"
+        )
+
+
 def apply_finetuning(backbone: AudioBackbone, mode: str, lora: LoraSettings | None = None) -> AudioBackbone:
     """Set what trains: ``lora`` (adapters on the attention projections, base frozen), ``full``
     (everything but a wav2vec2-style convolutional feature encoder), ``frozen`` (nothing in the

@@ -9,7 +9,7 @@ from torch import nn
 
 from sermm.errors import SermmError
 from sermm.systems.audio.augment import Augmenter
-from sermm.systems.audio.backbones import load_backbone, load_features
+from sermm.systems.audio.backbones import check_lora_targets, detect_kind, load_backbone, load_features
 from sermm.systems.audio.config import AudioConfig
 from sermm.systems.audio.data import AudioDataset, AudioItems, batch_lengths
 from sermm.systems.audio.io import AudioInfo, probe_audio
@@ -49,8 +49,11 @@ class AudioRecipe:
 
     def check_config(self, config: AudioConfig) -> None:
         """Before training writes anything: the backbone's config and feature extractor can be read,
-        and the augmentation corpora exist and hold audio."""
+        the LoRA targets name modules of it, and the augmentation corpora exist and hold audio."""
         load_features(config.backbone, config.kind or None)
+        if config.finetune == "lora":
+            kind = detect_kind(config.backbone, config.kind or None)
+            check_lora_targets(config.backbone, kind, config.lora_targets)
         settings = config.augment()
         if settings is not None:
             Augmenter(settings)
