@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from sermm.align import Aligned, align_ids
 from sermm.atomic import write_text
+from sermm.classes import same_classes
 from sermm.errors import SermmError
 from sermm.fusion.base import Fuser
 from sermm.metrics import DEV_METRICS, METRICS
@@ -94,7 +95,9 @@ def read_for_fuser(
                     f"{table.path}: {table.values.shape[1]} embedding columns, but {source} was trained "
                     f"on {fuser.dims_[j]} for system '{systems[j]}'"
                 )
-        elif set(table.columns) != set(columns):
+        elif set(table.columns) != set(columns) and not (
+            kind == "posterior" and same_classes(table.columns, columns)
+        ):
             what = "attributes" if kind == "attribute" else "classes"
             raise SermmError(
                 f"{table.path}: {what} {', '.join(table.columns)} do not match the {what} of "

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
+from sermm.classes import CODE_TO_CLASS, class_key, is_non_challenge, key_index, ox_hint
 from sermm.errors import SermmError
-from sermm.msp import CODE_TO_CLASS
 from sermm.tables import (
     ATTRIBUTES,
     MSP_ATTRIBUTE_NAMES,
@@ -29,6 +29,8 @@ class LabelTable:
     attributes: np.ndarray | None = None
     attribute_names: tuple[str, ...] = ()
     path: str | None = None
+    #: The file's Split_Set values when it has that column and no split was chosen (for hints).
+    splits: tuple[str, ...] | None = None
 
     def take(self, rows: np.ndarray) -> LabelTable:
         """A label table with only the given rows, in that order."""
@@ -59,22 +61,34 @@ class LabelTable:
         a system's decision file.
         """
         labels = self.require_categorical()
-        lookup = {c: i for i, c in enumerate(classes)}
+        lookup = key_index(classes)
         uniq, inverse = np.unique(labels, return_inverse=True)
-        unknown = [u for u in uniq if u not in lookup]
+        unknown = [u for u in uniq if class_key(u) not in lookup]
         if unknown:
-            row = int(np.flatnonzero(labels == unknown[0])[0])
-            value = unknown[0]
-            problem = (
-                f"unknown class '{value}'"
-                if what == "label"
-                else f"{what} '{value}' is not one of the classes"
-            )
-            raise SermmError(
-                f"{self.path}: id '{self.ids[row]}': {problem} "
-                f"(the scores' classes are: {', '.join(classes)})"
-            )
-        return np.array([lookup[u] for u in uniq], dtype=np.int64)[inverse]
+            raise SermmError(self.unknown_class_message(unknown, classes, what=what))
+        return np.array([lookup[class_key(u)] for u in uniq], dtype=np.int64)[inverse]
+
+    def unknown_class_message(self, unknown: list[str], classes: list[str], *, what: str = "label") -> str:
+        """The error for labels of classes the scores lack; for MSP's O/X it says how to drop them."""
+        value = unknown[0]
+        row = int(np.flatnonzero(self.labels == value)[0])
+        problem = (
+            f"unknown class '{value}'" if what == "label" else f"{what} '{value}' is not one of the classes"
+        )
+        message = (
+            f"{self.path}: id '{self.ids[row]}': {problem} (the scores' classes are: {', '.join(classes)})"
+        )
+        if what == "label" and all(is_non_challenge(u) for u in unknown):
+            count = int(np.count_nonzero([is_non_challenge(v) for v in self.labels]))
+            message += f"; {count} row(s) are O/X: " + ox_hint(classes)
+        return message
+
+    def within(self, classes: list[str]) -> np.ndarray:
+        """A boolean mask of the rows labelled with one of ``classes`` (by alias, any case)."""
+        keys = {class_key(c) for c in classes}
+        labels = self.require_categorical()
+        uniq, inverse = np.unique(labels, return_inverse=True)
+        return np.array([class_key(u) in keys for u in uniq], dtype=bool)[inverse]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -86,11 +100,20 @@ def read_labels(path: str | Path, *, split: str | None = None) -> LabelTable:
     table = read_arrow(path)
     id_col = find_id_column(table, path)
     names = table.column_names
+    splits = None
+    if split is None and "Split_Set" in names:
+        found = table.column("Split_Set").cast("string").unique().drop_null().to_pylist()
+        splits = tuple(sorted(found)) if len(found) > 1 else None
     if split is not None:
         if "Split_Set" not in names:
             raise SermmError(f"{path}: --split needs a 'Split_Set' column (MSP-Podcast layout)")
         column = table.column("Split_Set").cast("string")
-        table = table.filter(pc.equal(column, split))
+        chosen = table.filter(pc.equal(column, split))
+        if chosen.num_rows == 0:  # "development" for "Development"
+            same = [v for v in set(column.to_pylist()) - {None} if v.casefold() == split.strip().casefold()]
+            if same:
+                chosen = table.filter(pc.equal(column, same[0]))
+        table = chosen
         if table.num_rows == 0:
             found = sorted(set(column.to_pylist()) - {None})
             raise SermmError(
@@ -115,15 +138,15 @@ def read_labels(path: str | Path, *, split: str | None = None) -> LabelTable:
             f"{path}: no label columns: expected 'label', or arousal/valence/dominance, "
             "or the MSP-Podcast EmoClass/EmoAct/EmoVal/EmoDom"
         )
-    return LabelTable(ids, labels, attributes, attribute_names, str(path))
+    return LabelTable(ids, labels, attributes, attribute_names, str(path), splits)
 
 
 def _decode_msp(codes: np.ndarray, path: Path) -> np.ndarray:
     """Turn MSP-Podcast letter codes into sermm class names."""
     uniq, inverse = np.unique(codes, return_inverse=True)
-    unknown = [u for u in uniq if u not in CODE_TO_CLASS]
+    unknown = [u for u in uniq if u.strip().upper() not in CODE_TO_CLASS]
     if unknown:
         raise SermmError(
             f"{path}: unknown EmoClass code '{unknown[0]}' (known: {', '.join(CODE_TO_CLASS)})"
         )
-    return np.array([CODE_TO_CLASS[u] for u in uniq], dtype=object)[inverse]
+    return np.array([CODE_TO_CLASS[u.strip().upper()] for u in uniq], dtype=object)[inverse]
