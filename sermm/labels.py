@@ -12,12 +12,18 @@ from sermm.classes import CODE_TO_CLASS, class_key, is_non_challenge, key_index,
 from sermm.errors import SermmError
 from sermm.tables import (
     ATTRIBUTES,
+    EXTRA_COLUMNS,
     MSP_ATTRIBUTE_NAMES,
     check_ids,
     find_id_column,
+    header_names,
+    is_id_name,
     numeric_matrix,
     read_arrow,
 )
+
+#: Columns of a label file (the MSP-Podcast layout's among them), besides the id.
+LABEL_FILE_COLUMNS = ("label", "EmoClass", "Split_Set", "SpkrID", "Gender", *MSP_ATTRIBUTE_NAMES, *ATTRIBUTES)
 
 
 @dataclass
@@ -92,6 +98,28 @@ class LabelTable:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+def is_label_file(path: str | Path) -> bool:
+    """Whether a file is a label or decision file (``id,label``, MSP's layout) rather than a
+    posterior file that carries an extra ``label`` column beside its class columns.
+
+    The header decides when it has no ``label``/``EmoClass`` column, or nothing but label-file
+    columns; otherwise a numeric column that is not a label-file column makes it a score file.
+    """
+    names = header_names(path)
+    if not {"label", "EmoClass"} & set(names):
+        return False
+    known = {n.casefold() for n in (*LABEL_FILE_COLUMNS, *EXTRA_COLUMNS)}
+    others = [n for n in names if not is_id_name(n) and n.strip().casefold() not in known]
+    if not others:
+        return True
+    import pyarrow as pa
+
+    table = read_arrow(path)
+    numeric = [n for n in others if pa.types.is_floating(table.column(n).type)
+               or pa.types.is_integer(table.column(n).type)]
+    return not numeric
 
 
 def read_labels(path: str | Path, *, split: str | None = None) -> LabelTable:

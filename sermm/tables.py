@@ -551,10 +551,10 @@ def score_columns(table: pa.Table, id_col: str, path: Path) -> list[str]:
     as a number; a score column with a few bad values is kept, for the reader to name the row.
     """
     columns, extra = [], []
-    for name in table.column_names:
+    for i, name in enumerate(table.column_names):
         if name == id_col:
             continue
-        column = table.column(name)
+        column = table.column(i)
         kind = column.type
         textual = pa.types.is_string(kind) or pa.types.is_large_string(kind)
         if textual and (name.strip().casefold() in EXTRA_COLUMNS or not _any_number(column)):
