@@ -127,9 +127,10 @@ def _likely_cause(a_ids, b_ids, a_name: str, b_name: str, labels: LabelTable | N
     if a_miss.any() and a_norm[a_miss].isin(b_norm).any():
         j = int(np.flatnonzero(a_miss & a_norm.isin(b_norm))[0])
         other = b_ids[int(b_norm.get_indexer([a_norm[j]])[0])] if b_norm.is_unique else a_norm[j]
+        how = "surrounding whitespace" if str(a_ids[j]).strip() == str(other).strip() else "a '.wav' suffix"
         return (
-            f"the ids differ only by surrounding whitespace or a '.wav' suffix ('{a_ids[j]}' in {a_name}, "
-            f"'{other}' in {b_name}); write the ids the same way in both files"
+            f"the ids seem to differ only by {how} ('{a_ids[j]}' in {a_name}, '{other}' in {b_name}); "
+            "write the ids the same way in both files"
         )
     if labels is not None and labels.splits and b_name == (labels.path or "labels"):
         return (

@@ -87,6 +87,8 @@ class LabelTable:
         if what == "label" and all(is_non_challenge(u) for u in unknown):
             count = int(np.count_nonzero([is_non_challenge(v) for v in self.labels]))
             message += f"; {count} row(s) are O/X: " + ox_hint(classes)
+            if self.splits:
+                message += f", and pick one Split_Set with --split ({', '.join(self.splits)})"
         return message
 
     def within(self, classes: list[str]) -> np.ndarray:
