@@ -271,9 +271,13 @@ def _check_separator(names: list[str], path: Path, delimiter: str) -> None:
         return
     shown = names[0] if len(names[0]) <= 40 else names[0][:37] + "..."
     said = "tab" if delimiter == "\t" else f"'{delimiter}'"
-    fix = {"tabs": "name a tab-separated file .tsv or pass --delimiter tab", "semicolons": "pass --delimiter ';'",
-           "'|'": "pass --delimiter '|'", "commas": "name a comma-separated file .csv or pass --delimiter ,",
-           "spaces": "pass --delimiter space"}[found]
+    fix = {
+        "tabs": "name a tab-separated file .tsv or pass --delimiter tab",
+        "semicolons": "pass --delimiter ';'",
+        "'|'": "pass --delimiter '|'",
+        "commas": "name a comma-separated file .csv or pass --delimiter ,",
+        "spaces": "pass --delimiter space",
+    }[found]
     raise SermmError(
         f"{path}: the header parses into one column ({shown!r}) with {said} as separator, but it "
         f"holds {found}: the separator is probably wrong ({fix})"

@@ -36,7 +36,8 @@ def write_labels(folder: Path, *, name: str = "labels_consensus.csv") -> Path:
     lines = ["FileName,EmoClass,EmoAct,EmoVal,EmoDom,SpkrID,Gender,Split_Set"]
     for i, (fid, code) in enumerate(zip(dev_ids(), codes, strict=True)):
         a, v, d = rng.uniform(1, 7, 3)
-        lines.append(f"{fid},{code},{a:.2f},{v:.2f},{d:.2f},{i % 7},{'Female' if i % 2 else 'Male'},Development")
+        gender = "Female" if i % 2 else "Male"
+        lines.append(f"{fid},{code},{a:.2f},{v:.2f},{d:.2f},{i % 7},{gender},Development")
     for i, fid in enumerate(test_ids()):
         lines.append(f"{fid},{CODES[i % 8]},4.0,4.0,4.0,{100 + i % 3},Male,Test1")
     path = folder / name
