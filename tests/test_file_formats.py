@@ -53,8 +53,8 @@ def test_fuse_writes_and_reads_gzip(tmp_path):
     np.testing.assert_allclose(fused.values, (words.values + chars.with_columns(words.columns).values) / 2)
     # and the .gz file is an input like any other (header sniffing read the UTF-8 error before)
     balanced = tmp_path / "bal.tsv.gz"
-    result = invoke(calibrate, "prior", "--uniform", "-i", out, "--train-prior", "joy=0.5,anger=0.1,disgust=0.1,"
-                    "fear=0.1,neutral=0.1,sadness=0.05,surprise=0.05", "-o", balanced)
+    prior = "joy=0.5,anger=0.1,disgust=0.1,fear=0.1,neutral=0.1,sadness=0.05,surprise=0.05"
+    result = invoke(calibrate, "prior", "--uniform", "-i", out, "--train-prior", prior, "-o", balanced)
     assert result.exit_code == 0, result.output
     assert len(read_posteriors(balanced)) == len(fused)
     check = invoke(data, "check", out, balanced, "--together")
@@ -142,4 +142,5 @@ def test_extra_text_columns_are_ignored_with_a_note(tmp_path):
 def test_a_score_column_with_one_bad_value_is_still_an_error(tmp_path):
     path = tmp_path / "a.csv"
     path.write_text("id,angry,sad\nu1,0.5,0.5\nu2,oops,0.5\n")
-    assert_one_line_error(invoke(data, "check", path), f"{path}: line 3: column 'angry': non-numeric value 'oops'")
+    assert_one_line_error(invoke(data, "check", path),
+                          f"{path}: line 3: column 'angry': non-numeric value 'oops'")
