@@ -167,7 +167,33 @@ def parse_delimiter(text: str | None) -> str | None:
     return sep
 
 
+_HELD: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("sermm_held_notes", default=None)
+
+
 def note(message: str) -> None:
-    """Tell the user something they should know that is not an error (one line on stderr)."""
-    if not options().quiet:
+    """Tell the user something they should know that is not an error (one line on stderr).
+
+    Inside :func:`held_notes` the line waits for the end of the command, so that a command that
+    then fails says only its one-line error.
+    """
+    if options().quiet:
+        return
+    held = _HELD.get()
+    if held is not None:
+        if message not in held:
+            held.append(message)
+    else:
+        print(f"note: {message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def held_notes() -> Iterator[list[str]]:
+    """Hold the notes of a block; they are printed when it ends well and dropped when it raises."""
+    held: list[str] = []
+    token = _HELD.set(held)
+    try:
+        yield held
+    finally:
+        _HELD.reset(token)
+    for message in held:
         print(f"note: {message}", file=sys.stderr)

@@ -25,7 +25,7 @@ def dev_ids() -> list[str]:
     return [f"MSP-PODCAST_{i:04d}_0001.wav" for i in range(N_DEV + N_OX)]
 
 
-def test_ids() -> list[str]:
+def eval_ids() -> list[str]:
     return [f"MSP-PODCAST_{9000 + i:04d}_0001.wav" for i in range(N_TEST)]
 
 
@@ -38,7 +38,7 @@ def write_labels(folder: Path, *, name: str = "labels_consensus.csv") -> Path:
         a, v, d = rng.uniform(1, 7, 3)
         gender = "Female" if i % 2 else "Male"
         lines.append(f"{fid},{code},{a:.2f},{v:.2f},{d:.2f},{i % 7},{gender},Development")
-    for i, fid in enumerate(test_ids()):
+    for i, fid in enumerate(eval_ids()):
         lines.append(f"{fid},{CODES[i % 8]},4.0,4.0,4.0,{100 + i % 3},Male,Test1")
     path = folder / name
     path.write_text("\n".join(lines) + "\n")

@@ -12,7 +12,7 @@ import click
 
 from sermm.errors import SermmError
 from sermm.estimator import ParamError
-from sermm.formats import parse_delimiter, reading_options
+from sermm.formats import held_notes, parse_delimiter, reading_options
 
 #: Where the reading options (--delimiter, --renormalise, --group-column) wait, in ``ctx.meta``,
 #: for :meth:`SermmCommand.invoke` to put them in force.
@@ -31,7 +31,7 @@ class SermmCommand(click.Command):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            with reading_options(**ctx.meta.get(READ_OPTIONS_KEY, {})):
+            with held_notes(), reading_options(**ctx.meta.get(READ_OPTIONS_KEY, {})):
                 return super().invoke(ctx)
         except ParamError as exc:
             raise click.ClickException(exc.render(flag_of(self, exc.param))) from None
