@@ -93,7 +93,8 @@ def align_ids(
                 if len(absent):
                     raise SermmError(
                         _describe_missing(np.asarray(absent), a_name, b_name)
-                        + _missing_hint(a_ids, b_ids, absent, a_name, b_name, labels, len(common))
+                        + _missing_hint(a_ids, b_ids, absent, a_name, b_name, labels, len(common),
+                                        first.columns if first.kind == "posterior" else None)
                     )
         keep = keep[keep.isin(other)]
     if len(keep) == 0:
@@ -141,7 +142,7 @@ def _likely_cause(a_ids, b_ids, a_name: str, b_name: str, labels: LabelTable | N
 
 
 def _missing_hint(a_ids, b_ids, absent, a_name: str, b_name: str, labels: LabelTable | None,
-                  n_common: int) -> str:
+                  n_common: int, classes: list[str] | None = None) -> str:
     """The hint after a missing-id error: the likely cause, or --on-missing drop when it would work."""
     cause = _likely_cause(a_ids, b_ids, a_name, b_name, labels) or _likely_cause(
         b_ids, a_ids, b_name, a_name, labels)
@@ -151,8 +152,10 @@ def _missing_hint(a_ids, b_ids, absent, a_name: str, b_name: str, labels: LabelT
         rows = np.flatnonzero(np.isin(labels.ids, np.asarray(absent)))
         ox = [is_non_challenge(v) for v in labels.labels[rows]]
         if rows.size and all(ox):
+            fix = (f"--classes {','.join(c for c in classes if not is_non_challenge(c))}"
+                   if classes and classes != ["label"] else "--classes (the score files' classes)")
             return ("; they are all MSP-Podcast O/X rows (other, no_agreement), which the scores "
-                    "left out: leave them out here too with --classes (the score files' classes)")
+                    f"left out: leave them out here too with {fix}")
     if n_common == 0:
         return " (and the inputs share no ids at all, so --on-missing drop would not help)"
     return f" (pass --on-missing drop to keep only the {n_common:,} common ids)"

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from sermm import __version__
-from sermm.align import Aligned, OnMissing, align_ids
+from sermm.align import Aligned, OnMissing, align_ids, check_label_classes
 from sermm.bootstrap import (
     _bootstrap_ccc_values,
     bootstrap_categorical,
@@ -171,6 +171,8 @@ def _load_categorical(
     }
     if scored:
         first = scored[min(scored)]
+        if classes is None:
+            check_label_classes(first, labels)  # MSP's O/X labels: say --classes before any id mismatch
         classes = spelled_as(classes, first.columns) if classes else first.columns
         for table in scored.values():
             if not same_classes(table.columns, classes):

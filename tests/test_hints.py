@@ -64,6 +64,9 @@ def test_calibrating_a_fused_file_without_ox_does_not_suggest_on_missing(tmp_pat
     line = assert_one_line_error(result, "unknown class", "O (other) and X (no_agreement)",
                                  "--classes angry,sad")
     assert "--on-missing" not in line
+    scored = invoke(report, "--input", fused, *dev, "--n-boot", 10)
+    assert "--on-missing" not in assert_one_line_error(scored, "O (other) and X (no_agreement)",
+                                                       "--classes angry,sad,happy")
     fixed = invoke(calibrate, "prior", "--uniform", "-i", fused, "--labels", labels, "--split", "Development",
                    "--classes", "A,S,H,U,F,D,C,N", "-o", tmp_path / "bal.csv")
     assert fixed.exit_code == 0, fixed.output
