@@ -11,11 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import GO, assert_one_line_error, invoke
-from msp_fake import N_DEV, NAMINGS, dev_ids, posteriors, write_labels, write_posteriors, write_systems
+from msp_fake import CODES, N_DEV, NAMINGS, dev_ids, posteriors, write_labels, write_posteriors, write_systems
 
 from sermm.cli.calibrate import main as calibrate
 from sermm.cli.data import main as data
 from sermm.cli.fuse import main as fuse
+from sermm.cli.report import main as report
+from sermm.cli.submit import main as submit
 from sermm.formats import file_format
 from sermm.tables import read_posteriors, write_scores
 
@@ -144,3 +146,29 @@ def test_a_score_column_with_one_bad_value_is_still_an_error(tmp_path):
     path.write_text("id,angry,sad\nu1,0.5,0.5\nu2,oops,0.5\n")
     assert_one_line_error(invoke(data, "check", path),
                           f"{path}: line 3: column 'angry': non-numeric value 'oops'")
+
+
+def test_a_posterior_file_with_a_label_column_is_still_a_posterior_file(tmp_path):
+    """A ``label`` column beside class columns does not make a decision file (submit, report)."""
+    labels = write_labels(tmp_path)
+    ids = dev_ids()[:N_DEV]
+    P = posteriors(1, ids)
+    path = write_posteriors(tmp_path / "final.csv", P, ids, NAMINGS["baseline"])
+    frame = pd.read_csv(path)
+    frame.insert(1, "label", "Neutral")
+    frame.to_csv(path, index=False)
+    out = tmp_path / "submission.csv"
+    result = invoke(submit, "--input", path, "--format", "msp-categorical", "--output", out)
+    assert result.exit_code == 0, result.output
+    by_id = pd.read_csv(out).set_index("FileName")["EmoClass"]
+    assert [by_id[i] for i in ids] == [CODES[j] for j in P.argmax(axis=1)]
+    scored = invoke(report, "--input", path, "--labels", labels, "--split", "Development",
+                    "--classes", ",".join(CODES), "--n-boot", 10)
+    assert scored.exit_code == 0, scored.output
+    assert "| final | `" in scored.stdout and "| CE |" in scored.stdout  # scored as posteriors
+
+
+def test_parquet_with_a_compression_suffix_is_refused(tmp_path):
+    out = tmp_path / "fused.parquet.gz"
+    result = invoke(fuse, "mean", "--inputs", GO / "words_dev.csv", GO / "chars_dev.csv", "--output", out)
+    assert_one_line_error(result, f"{out}: Parquet files are compressed inside")
