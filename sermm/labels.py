@@ -102,6 +102,19 @@ class LabelTable:
         return len(self.ids)
 
 
+def label_column(names: list[str]) -> str | None:
+    """The categorical label column of a header: ``label``, else MSP's ``EmoClass``, else either
+    in another case (``Label``, ``emoclass``); None when there is none."""
+    for wanted in ("label", "EmoClass"):
+        if wanted in names:
+            return wanted
+    for wanted in ("label", "emoclass"):
+        for name in names:
+            if name.strip().casefold() == wanted:
+                return name
+    return None
+
+
 def is_label_file(path: str | Path) -> bool:
     """Whether a file is a label or decision file (``id,label``, MSP's layout) rather than a
     posterior file that carries an extra ``label`` column beside its class columns.
@@ -110,7 +123,7 @@ def is_label_file(path: str | Path) -> bool:
     columns; otherwise a numeric column that is not a label-file column makes it a score file.
     """
     names = header_names(path)
-    if not {"label", "EmoClass"} & set(names):
+    if label_column(names) is None:
         return False
     known = {n.casefold() for n in (*LABEL_FILE_COLUMNS, *EXTRA_COLUMNS)}
     others = [n for n in names if not is_id_name(n) and n.strip().casefold() not in known]
@@ -152,13 +165,20 @@ def read_labels(path: str | Path, *, split: str | None = None) -> LabelTable:
     ids = table.column(id_col).to_numpy(zero_copy_only=False)
     check_ids(ids, path)
     labels = None
-    if "label" in names or "EmoClass" in names:
-        raw = table.column("label" if "label" in names else "EmoClass").cast("string")
+    column_name = label_column(names)
+    if column_name is not None:
+        raw = table.column(column_name).cast("string")
         labels = np.asarray(raw.to_numpy(zero_copy_only=False), dtype=object)
         empty = np.flatnonzero([v is None or v == "" for v in labels]) if labels.size else []
         if len(empty):
             raise SermmError(f"{path}: row {int(empty[0]) + 1}: empty label")
-        if "EmoClass" in names and "label" not in names:
+        if labels.size and any(mark in str(labels[0]) for mark in ",["):
+            raise SermmError(
+                f"{path}: column '{column_name}' holds lists ({str(labels[0])[:30]!r}), not class names: is "
+                "this the MSP-Podcast baseline's results file? Convert it with sermm-data convert --from "
+                "msp-baseline FILE --output scores.csv --labels-output labels.csv"
+            )
+        if column_name.strip().casefold() == "emoclass":
             labels = _decode_msp(labels, path)
     attr_cols = [c for c in names if MSP_ATTRIBUTE_NAMES.get(c, c) in ATTRIBUTES]
     attributes = numeric_matrix(table, attr_cols, path) if attr_cols else None

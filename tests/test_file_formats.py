@@ -172,3 +172,21 @@ def test_parquet_with_a_compression_suffix_is_refused(tmp_path):
     out = tmp_path / "fused.parquet.gz"
     result = invoke(fuse, "mean", "--inputs", GO / "words_dev.csv", GO / "chars_dev.csv", "--output", out)
     assert_one_line_error(result, f"{out}: Parquet files are compressed inside")
+
+
+def test_label_columns_in_any_case(tmp_path):
+    ids = dev_ids()[:8]
+    a = write_posteriors(tmp_path / "a.csv", posteriors(1, ids), ids, NAMINGS["lower"])
+    labels = tmp_path / "labels.csv"
+    rows = zip(ids, NAMINGS["baseline"], strict=True)
+    labels.write_text("ID,Label\n" + "".join(f"{i},{n}\n" for i, n in rows))
+    result = invoke(data, "check", a, "--labels", labels)
+    assert result.exit_code == 0, result.output
+    msp = tmp_path / "msp.csv"
+    rows = zip(ids, CODES, strict=True)
+    msp.write_text("FileName,emoclass\n" + "".join(f"{i},{c.lower()}\n" for i, c in rows))
+    assert invoke(data, "check", a, "--labels", msp).exit_code == 0
+    baseline = tmp_path / "dev.csv"
+    baseline.write_text('Filename,Label,Prediction\nu1,"0,0,1","0.1,0.2,0.3"\n')
+    assert_one_line_error(invoke(data, "check", a, "--labels", baseline), "holds lists",
+                          "sermm-data convert --from msp-baseline")
