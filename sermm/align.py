@@ -78,9 +78,6 @@ def align_ids(
     if labels is not None:
         sources.append((labels.path or "labels", labels.ids))
 
-    common = pd.Index(sources[0][1])
-    for _, ids in sources[1:]:
-        common = common[common.isin(pd.Index(ids))]
     keep = pd.Index(sources[0][1])
     for name, ids in sources[1:]:
         other = pd.Index(ids)
@@ -93,7 +90,7 @@ def align_ids(
                 if len(absent):
                     raise SermmError(
                         _describe_missing(np.asarray(absent), a_name, b_name)
-                        + _missing_hint(a_ids, b_ids, absent, a_name, b_name, labels, len(common),
+                        + _missing_hint(a_ids, b_ids, absent, a_name, b_name, labels, _n_common(sources),
                                         first.columns if first.kind == "posterior" else None)
                     )
         keep = keep[keep.isin(other)]
@@ -110,6 +107,16 @@ def align_ids(
     if labels is not None:
         labels = labels.take(pd.Index(labels.ids).get_indexer(target))
     return Aligned(aligned, labels)
+
+
+def _n_common(sources: list[tuple[str, np.ndarray]]) -> int:
+    """How many ids every source holds (only for an error message: it costs a pass per source)."""
+    import pandas as pd
+
+    common = pd.Index(sources[0][1])
+    for _, ids in sources[1:]:
+        common = common[common.isin(pd.Index(ids))]
+    return len(common)
 
 
 def _normal_ids(ids: pd.Index) -> pd.Index:  # noqa: F821

@@ -96,13 +96,13 @@ def is_parquet(path: str | Path) -> bool:
     return _suffixes(path)[0] in PARQUET_SUFFIXES and _suffixes(path)[1] is None
 
 
-def open_text(path: str | Path) -> IO[str]:
+def open_text(path: str | Path, *, errors: str = "strict") -> IO[str]:
     """Open a text table for reading as UTF-8 text (BOM skipped), decompressing it by extension."""
     fmt = file_format(path)
     if fmt.compression is None:
-        return open(path, newline="", encoding="utf-8-sig")
+        return open(path, newline="", encoding="utf-8-sig", errors=errors)
     stream = pa.input_stream(str(path), compression=fmt.compression)
-    return io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")  # type: ignore[arg-type]
+    return io.TextIOWrapper(stream, encoding="utf-8-sig", newline="", errors=errors)  # type: ignore[arg-type]
 
 
 def unknown_separator(header: str) -> str | None:

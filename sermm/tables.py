@@ -204,7 +204,7 @@ ID_CASINGS = _id_casings()
 
 def _ragged_line(path: Path) -> str:
     """Find the first CSV line whose field count differs from the header's (error path only)."""
-    with open_text(path) as handle:
+    with open_text(path, errors="replace") as handle:
         reader = csv.reader(handle, delimiter=file_format(path).delimiter)
         header = next(reader, [])
         for line_no, row in enumerate(reader, start=2):

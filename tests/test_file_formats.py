@@ -190,3 +190,12 @@ def test_label_columns_in_any_case(tmp_path):
     baseline.write_text('Filename,Label,Prediction\nu1,"0,0,1","0.1,0.2,0.3"\n')
     assert_one_line_error(invoke(data, "check", a, "--labels", baseline), "holds lists",
                           "sermm-data convert --from msp-baseline")
+
+
+def test_broken_compressed_files_are_one_line_errors(tmp_path):
+    ragged = tmp_path / "ragged.csv.gz"
+    ragged.write_bytes(gzip.compress(b"id,a,b\nu1,0.5,0.5\nu2,0.5\n"))
+    assert_one_line_error(invoke(data, "check", ragged), f"{ragged}: line 3: expected 3 fields")
+    fake = tmp_path / "fake.csv.gz"
+    fake.write_text("id,a,b\nu1,0.5,0.5\n")
+    assert_one_line_error(invoke(data, "check", fake), f"{fake}: cannot read")
