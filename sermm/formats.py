@@ -69,9 +69,15 @@ def _suffixes(path: str | Path) -> tuple[str, str | None]:
     return last, None
 
 
-def file_format(path: str | Path, *, delimiter: str | None = None) -> FileFormat:
-    """The format of ``path`` by its extension (``delimiter`` overrides a text file's separator);
-    an unknown extension is a one-line error naming the formats sermm reads."""
+def file_format(path: str | Path, *, delimiter: str | None = None, writing: bool = False) -> FileFormat:
+    """The format of ``path`` by its extension; an unknown extension is a one-line error naming
+    the formats sermm reads.
+
+    ``delimiter`` overrides a text file's separator. When reading, the ``--delimiter`` in force
+    (:func:`reading_options`) does too, for each file whose header holds it; a file whose header
+    holds only its extension's separator (the comma-separated labels beside semicolon-separated
+    scores) keeps that one. Outputs are written with the extension's separator.
+    """
     suffix, compression = _suffixes(path)
     codec = COMPRESSIONS[compression] if compression else None
     if codec is not None and not pa.Codec.is_available(codec):
@@ -81,9 +87,28 @@ def file_format(path: str | Path, *, delimiter: str | None = None) -> FileFormat
             raise SermmError(f"{path}: Parquet files are compressed inside; drop the '{compression}' suffix")
         return FileFormat("parquet")
     if suffix in TEXT_SUFFIXES or suffix == "" or _looks_like_id_suffix(suffix):
-        sep = delimiter if delimiter is not None else (options().delimiter or TEXT_SUFFIXES.get(suffix, ","))
-        return FileFormat("text", sep, codec)
+        default = TEXT_SUFFIXES.get(suffix, ",")
+        sep = delimiter
+        if sep is None and not writing and options().delimiter is not None:
+            sep = _chosen_delimiter(path, options().delimiter, default, codec)
+        return FileFormat("text", sep or default, codec)
     raise SermmError(f"{path}: unknown file type '{suffix}'; sermm reads {FORMATS_READ}")
+
+
+def _chosen_delimiter(path: str | Path, given: str, default: str, codec: str | None) -> str:
+    """``--delimiter`` for this file, unless its header holds only the extension's separator."""
+    if given == default:
+        return given
+    try:
+        if codec is None:
+            with open(path, encoding="utf-8-sig", errors="replace") as handle:
+                header = handle.readline()
+        else:
+            with pa.input_stream(str(path), compression=codec) as stream:
+                header = stream.read(65536).decode("utf-8", errors="replace").split("\n", 1)[0]
+    except (OSError, pa.ArrowException):
+        return given  # the reader says what is wrong with the file
+    return default if given not in header and default in header else given
 
 
 def _looks_like_id_suffix(suffix: str) -> bool:

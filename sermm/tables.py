@@ -713,7 +713,7 @@ def write_decisions(ids: np.ndarray | IdColumn, labels: np.ndarray, path: str | 
 def _write_arrow(table: pa.Table, path: Path) -> None:
     """Write an Arrow table as Parquet, CSV or TSV (by extension, compressed by a ``.gz``,
     ``.bz2``, ``.zst`` or ``.lz4`` suffix) through a temporary file."""
-    fmt = file_format(path)
+    fmt = file_format(path, writing=True)
     with atomic_path(path) as tmp:
         if fmt.parquet:
             pq.write_table(table, tmp)

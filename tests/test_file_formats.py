@@ -86,6 +86,13 @@ def test_delimiter_option_reads_other_separators(tmp_path):
     assert "posterior, 8 rows, 8 classes" in result.stdout
     bad = invoke(data, "check", path, "--delimiter", "::")
     assert bad.exit_code == 2 and "--delimiter" in bad.stderr
+    # the comma-separated labels beside them keep their commas; outputs use the extension's
+    labels = tmp_path / "labels.csv"
+    labels.write_text("id,label\n" + "".join(f"{i},angry\n" for i in ids))
+    out = tmp_path / "fused.csv"
+    fused = invoke(fuse, "mean", "--inputs", path, path, "--labels", labels, "--delimiter", ";", "--output", out)
+    assert fused.exit_code == 0, fused.output
+    assert pd.read_csv(out).columns.tolist() == ["id", *NAMINGS["lower"]]
 
 
 def test_a_header_in_one_column_says_the_separator_is_wrong(tmp_path):
