@@ -102,6 +102,7 @@ def test_a_header_in_one_column_says_the_separator_is_wrong(tmp_path):
     line = assert_one_line_error(invoke(data, "check", path), f"{path}: the header parses into one column",
                                  "holds tabs: the separator is probably wrong", "--delimiter tab")
     assert "no 'id' column" not in line
+    assert invoke(data, "check", path, "--delimiter", "tab").exit_code == 0  # the hint works
     semi = write_posteriors(tmp_path / "semi.csv", posteriors(1, ids), ids, NAMINGS["lower"], sep=";")
     assert_one_line_error(invoke(fuse, "mean", "--inputs", semi, semi), "holds semicolons", "--delimiter ';'")
 
