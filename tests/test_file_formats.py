@@ -90,7 +90,8 @@ def test_delimiter_option_reads_other_separators(tmp_path):
     labels = tmp_path / "labels.csv"
     labels.write_text("id,label\n" + "".join(f"{i},angry\n" for i in ids))
     out = tmp_path / "fused.csv"
-    fused = invoke(fuse, "mean", "--inputs", path, path, "--labels", labels, "--delimiter", ";", "--output", out)
+    fused = invoke(fuse, "mean", "--inputs", path, path, "--labels", labels, "--delimiter", ";",
+                   "--output", out)
     assert fused.exit_code == 0, fused.output
     assert pd.read_csv(out).columns.tolist() == ["id", *NAMINGS["lower"]]
 
