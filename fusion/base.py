@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from sermm.classes import class_key, key_index, same_classes
 from sermm.errors import SermmError
 from sermm.estimator import Estimator
 from sermm.metrics import DEV_METRICS, categorical_summary, ccc
@@ -285,12 +286,12 @@ class Fuser(Estimator):
             if n and (y_arr.min() < 0 or y_arr.max() >= len(self.columns_)):
                 raise ValueError(f"class indices must lie in [0, {len(self.columns_)})")
             return y_arr.astype(np.int64)
-        lookup = {c: j for j, c in enumerate(self.columns_)}
+        lookup = key_index(self.columns_)
         names, inverse = np.unique(y_arr.astype(str), return_inverse=True)
-        unknown = [name for name in names if name not in lookup]
+        unknown = [name for name in names if class_key(name) not in lookup]
         if unknown:
             raise SermmError(f"unknown class '{unknown[0]}' (classes: {', '.join(self.columns_)})")
-        return np.array([lookup[name] for name in names], dtype=np.int64)[inverse.ravel()]
+        return np.array([lookup[class_key(name)] for name in names], dtype=np.int64)[inverse.ravel()]
 
     def _check_inputs(self, X: Any) -> list[np.ndarray]:
         """Per-system arrays of ``X``, checked against what the fuser was fitted on."""
@@ -299,7 +300,7 @@ class Fuser(Estimator):
         if tables is not None and self.input_kind_ != "embedding":
             blocks = []
             for t in tables:
-                if set(t.columns) != set(self.columns_):
+                if set(t.columns) != set(self.columns_) and not same_classes(t.columns, self.columns_):
                     raise SermmError(
                         f"{t.path or t.system}: columns {', '.join(t.columns)} do not match the "
                         f"fuser's {', '.join(self.columns_)}"

@@ -9,7 +9,9 @@ import pyarrow as pa
 
 from sermm.align import Aligned, align_ids
 from sermm.atomic import write_text
+from sermm.classes import same_classes
 from sermm.errors import SermmError
+from sermm.formats import options
 from sermm.fusion.base import Fuser
 from sermm.metrics import DEV_METRICS, METRICS
 from sermm.tables import (
@@ -20,16 +22,34 @@ from sermm.tables import (
     sniff_kind,
 )
 
+#: Group columns looked for, in order, when ``--group-column`` names none: sermm's, MSP-Podcast's.
+GROUP_COLUMNS = ("group", "SpkrID")
 
-def read_groups(path: str, ids: np.ndarray) -> np.ndarray:
-    """The ``group`` of every id in ``ids`` from an ``id,group`` file (speaker, session, ...)."""
+
+def read_groups(path: str, ids: np.ndarray, column: str | None = None) -> np.ndarray:
+    """The group of every id in ``ids`` from an ``id,group`` file (speaker, session, ...).
+
+    The groups are in ``column`` (default: the ``--group-column`` in force), else ``group``, else
+    MSP-Podcast's ``SpkrID``, so ``labels_consensus.csv`` serves as a groups file as it is.
+    """
     table = read_arrow(path)
     id_col = find_id_column(table, Path(path))
-    if "group" not in table.column_names:
-        raise SermmError(f"{path}: no 'group' column (expected id,group)")
+    column = column or options().group_column
+    if column is not None:
+        if column not in table.column_names:
+            raise SermmError(f"{path}: no column '{column}' (--group-column; columns are: "
+                             f"{', '.join(table.column_names[:10])})")
+    else:
+        found = [c for c in GROUP_COLUMNS if c in table.column_names]
+        if not found:
+            raise SermmError(
+                f"{path}: no 'group' column (expected id,group, or MSP-Podcast's SpkrID; name another "
+                f"column with --group-column; columns are: {', '.join(table.column_names[:10])})"
+            )
+        column = found[0]
     group_ids = table.column(id_col).to_numpy(zero_copy_only=False)
     check_ids(group_ids, Path(path))
-    groups = np.asarray(table.column("group").cast("string").to_numpy(zero_copy_only=False), dtype=object)
+    groups = np.asarray(table.column(column).cast("string").to_numpy(zero_copy_only=False), dtype=object)
     import pandas as pd
 
     where = pd.Index(group_ids).get_indexer(ids)
@@ -94,7 +114,9 @@ def read_for_fuser(
                     f"{table.path}: {table.values.shape[1]} embedding columns, but {source} was trained "
                     f"on {fuser.dims_[j]} for system '{systems[j]}'"
                 )
-        elif set(table.columns) != set(columns):
+        elif set(table.columns) != set(columns) and not (
+            kind == "posterior" and same_classes(table.columns, columns)
+        ):
             what = "attributes" if kind == "attribute" else "classes"
             raise SermmError(
                 f"{table.path}: {what} {', '.join(table.columns)} do not match the {what} of "

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sermm.align import Aligned, load_aligned
+from sermm.classes import positions, same_classes
 from sermm.errors import SermmError
 from sermm.estimator import Estimator, estimator_from_dict, to_jsonable
 from sermm.modelfile import load_model, save_model
@@ -98,12 +99,12 @@ class Chain:
         decisions = None
         first = len(self.steps) - len(self.calibrators)
         for step, source in zip(self.calibrators, self.sources[first:], strict=True):
-            if set(step.classes_) != set(classes) or len(step.classes_) != len(classes):
+            if not same_classes(step.classes_, classes):
                 raise SermmError(
                     f"{source or step.method}: calibrated for classes {', '.join(step.classes_)}, "
                     f"but the scores have {', '.join(classes)}"
                 )
-            order = np.array([classes.index(c) for c in step.classes_])
+            order = np.array(positions(step.classes_, classes))
             prior = step.output_prior(None if prior is None else prior[order])
             if prior is not None:
                 prior = prior[np.argsort(order)]

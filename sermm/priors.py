@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sermm.classes import class_key
 from sermm.errors import SermmError
 from sermm.labels import read_labels
 from sermm.tables import ScoreTable
@@ -44,14 +45,16 @@ def prior_from_mapping(
         value = dict(zip(listed, value, strict=True))
     if not isinstance(value, dict):
         raise SermmError(f"{source}: a prior must be an object {{class: probability}}")
-    unknown = [str(c) for c in value if c not in classes]
+    value = {class_key(c): p for c, p in value.items()}  # class names match by alias and case
+    keyed = [class_key(c) for c in classes]
+    unknown = [str(c) for c in value if c not in keyed]
     if only_classes and unknown:
         raise SermmError(f"{source}: unknown class {', '.join(unknown)} (classes: {', '.join(classes)})")
-    missing = [c for c in classes if c not in value]
+    missing = [c for c, k in zip(classes, keyed, strict=True) if k not in value]
     if missing:
         raise SermmError(f"{source}: the prior has no probability for class {', '.join(missing)}")
     try:
-        prior = np.array([float(value[c]) for c in classes])
+        prior = np.array([float(value[k]) for k in keyed])
     except (TypeError, ValueError):
         raise SermmError(f"{source}: prior probabilities must be numbers") from None
     return check_prior(prior, len(classes), source, positive=positive)
@@ -90,7 +93,9 @@ def parse_prior(
 def prior_from_labels(path: str, classes: list[str], split: str | None = None) -> np.ndarray:
     """The class frequencies of a label file (labels of other classes are left out)."""
     labels = read_labels(path, split=split).require_categorical()
-    counts = np.array([np.count_nonzero(labels == c) for c in classes], dtype=np.float64)
+    uniq, inverse = np.unique(labels, return_inverse=True)
+    keys = np.array([class_key(u) for u in uniq], dtype=object)[inverse]
+    counts = np.array([np.count_nonzero(keys == class_key(c)) for c in classes], dtype=np.float64)
     if counts.sum() == 0:
         raise SermmError(f"{path}: no labels of the classes {', '.join(classes)}")
     absent = [c for c, n in zip(classes, counts, strict=True) if n == 0]

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from sermm import __version__
-from sermm.align import Aligned, OnMissing, align_ids
+from sermm.align import Aligned, OnMissing, align_ids, check_label_classes
 from sermm.bootstrap import (
     _bootstrap_ccc_values,
     bootstrap_categorical,
@@ -35,8 +35,9 @@ from sermm.calibration_metrics import (
     expected_cost,
     normalized_cross_entropy,
 )
+from sermm.classes import same_classes, spelled_as
 from sermm.errors import SermmError
-from sermm.labels import LabelTable, read_labels
+from sermm.labels import LabelTable, is_label_file, read_labels
 from sermm.metrics import (
     CATEGORICAL_METRICS,
     METRICS,
@@ -48,7 +49,6 @@ from sermm.sidecar import read_sidecar
 from sermm.tables import (
     ATTRIBUTES,
     ScoreTable,
-    header_names,
     parse_classes,
     read_attributes,
     read_posteriors,
@@ -120,7 +120,7 @@ class ReportData:
 
 def _input_kind(path: str) -> str:
     """'decision' for ``id,label`` files, else the sniffed score-file kind."""
-    if {"label", "EmoClass"} & set(header_names(path)):
+    if is_label_file(path):
         return "decision"
     kind = sniff_kind(path)
     if kind == "embedding":
@@ -154,11 +154,11 @@ def _load_categorical(
     classes: list[str] | None,
     on_missing: OnMissing,
 ) -> CategoricalData:
-    truth = labels.require_categorical()
+    labels.require_categorical()
     dropped = labels.ids[:0]
     if classes is not None:
         # as in sermm.align.load_aligned: labels outside --classes leave the evaluation
-        inside = np.isin(truth, classes)
+        inside = labels.within(classes)
         if not inside.any():
             raise SermmError(f"{labels.path}: no labels of the classes {', '.join(classes)}")
         dropped = labels.ids[~inside]
@@ -171,9 +171,11 @@ def _load_categorical(
     }
     if scored:
         first = scored[min(scored)]
-        classes = classes or first.columns
+        if classes is None:
+            check_label_classes(first, labels)  # MSP's O/X labels: say --classes before any id mismatch
+        classes = spelled_as(classes, first.columns) if classes else first.columns
         for table in scored.values():
-            if set(table.columns) != set(classes):
+            if not same_classes(table.columns, classes):
                 raise SermmError(
                     f"{table.path}: its classes ({', '.join(table.columns)}) differ from those of "
                     f"{first.path} ({', '.join(classes)}); pick a common subset with --classes"

@@ -122,9 +122,12 @@ class Sidecar:
         sidecar has none, lacks one of the classes, or holds something other than numbers."""
         if not self.train_prior:
             return None
+        from sermm.classes import class_key
+
         try:
-            prior = np.array([float(self.train_prior[c]) for c in classes])
-        except (KeyError, TypeError, ValueError):
+            keyed = {class_key(c): p for c, p in self.train_prior.items()}
+            prior = np.array([float(keyed[class_key(c)]) for c in classes])
+        except (KeyError, TypeError, ValueError, AttributeError):
             return None
         if not np.all(np.isfinite(prior)) or np.any(prior < 0) or prior.sum() <= 0:
             return None

@@ -1,8 +1,9 @@
 """Score files: read, validate and write posterior, attribute and embedding tables.
 
-A score file is CSV or Parquet (by extension) with an ``id`` column and one numeric
-column per class, attribute or embedding dimension, plus an optional sidecar
-``<file>.meta.json`` (:mod:`sermm.sidecar`). The README's "Files" section is the contract.
+A score file is CSV, TSV or Parquet (by extension, compressed CSV/TSV too: :mod:`sermm.formats`)
+with an ``id`` column and one numeric column per class, attribute or embedding dimension, plus
+an optional sidecar ``<file>.meta.json`` (:mod:`sermm.sidecar`). Class names are compared by
+:func:`sermm.classes.class_key` (aliases, any case). The README's "Files" section is the contract.
 """
 
 from __future__ import annotations
@@ -19,13 +20,20 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from sermm.atomic import atomic_path
+from sermm.classes import class_key, duplicate_alias, key_index
 from sermm.errors import SermmError
+from sermm.formats import file_format, is_parquet, note, open_text, options, unknown_separator
 from sermm.sidecar import Sidecar, read_sidecar, sidecar_path, write_sidecar
 
 Kind = Literal["posterior", "attribute", "embedding"]
 ATTRIBUTES = ("arousal", "valence", "dominance")
 MSP_ATTRIBUTE_NAMES = {"EmoAct": "arousal", "EmoVal": "valence", "EmoDom": "dominance"}
 ID_COLUMNS = ("id", "FileName", "Filename", "filename", "file_name")
+#: Id column names as compared (case-insensitively): ``ID``, ``Id``, ``FILENAME`` are ids too.
+_ID_KEYS = {n.casefold() for n in ID_COLUMNS}
+#: Text columns that are not scores: ignored (with a note) when a score file carries them.
+EXTRA_COLUMNS = ("label", "prediction", "predicted", "pred", "emoclass", "split_set", "split", "spkrid",
+                 "speaker", "gender", "text", "transcript", "path", "file", "system")
 SUM_TOLERANCE = 1e-3
 _EMBEDDING_COLUMN = re.compile(r"^e\d+$")
 
@@ -131,9 +139,18 @@ class ScoreTable:
         return self.replace(ids=ids, values=self.values[rows])
 
     def with_columns(self, columns: list[str]) -> ScoreTable:
-        """A table with its columns reordered (or subset) to ``columns``."""
+        """A table with its columns reordered (or subset) to ``columns``, and named as there.
+
+        Columns are matched by :func:`~sermm.classes.class_key` (``Angry`` is ``angry`` is ``A``),
+        so this also renames a table's classes to another file's spelling.
+        """
         index = {c: j for j, c in enumerate(self.columns)}
-        return self.replace(values=self.values[:, [index[c] for c in columns]], columns=list(columns))
+        if not all(c in index for c in columns):
+            index = key_index(self.columns) if self.kind == "posterior" else index
+            picks = [index[class_key(c) if self.kind == "posterior" else c] for c in columns]
+        else:
+            picks = [index[c] for c in columns]
+        return self.replace(values=self.values[:, picks], columns=list(columns))
 
     def __len__(self) -> int:
         return len(self.values)
@@ -159,21 +176,36 @@ def as_id_column(ids: pa.Array | pa.ChunkedArray) -> IdColumn:
 
 def _stem(path: str) -> str:
     name = Path(path).name
-    for ext in (".csv", ".parquet", ".pq"):
+    for ext in (".gz", ".gzip", ".bz2", ".zst", ".zstd", ".lz4"):
+        if name.lower().endswith(ext):
+            name = name[: -len(ext)]
+            break
+    for ext in (".csv", ".tsv", ".tab", ".txt", ".parquet", ".pq"):
         if name.lower().endswith(ext):
             return name[: -len(ext)]
-    return Path(path).stem
+    return Path(name).stem
 
 
-def is_parquet(path: str | Path) -> bool:
-    """Parquet is chosen by the ``.parquet`` / ``.pq`` extension; everything else is CSV."""
-    return str(path).lower().endswith((".parquet", ".pq"))
+def is_id_name(name: str) -> bool:
+    """Whether a column name is an id column name (``id``, ``ID``, ``FileName``, ... any case)."""
+    return name.strip().casefold() in _ID_KEYS
+
+
+def _id_casings() -> tuple[str, ...]:
+    names = set(ID_COLUMNS)
+    for n in ID_COLUMNS:
+        names |= {n.lower(), n.upper(), n.capitalize(), n.title()}
+    return tuple(sorted(names))
+
+
+#: Every spelling of an id column that the CSV reader keeps as text (leading zeros stay).
+ID_CASINGS = _id_casings()
 
 
 def _ragged_line(path: Path) -> str:
     """Find the first CSV line whose field count differs from the header's (error path only)."""
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
-        reader = csv.reader(handle)
+    with open_text(path, errors="replace") as handle:
+        reader = csv.reader(handle, delimiter=file_format(path).delimiter)
         header = next(reader, [])
         for line_no, row in enumerate(reader, start=2):
             if len(row) != len(header):
@@ -196,10 +228,12 @@ def check_file(path: str | Path) -> Path:
     return path
 
 
-def read_arrow(path: str | Path, *, id_columns: tuple[str, ...] = ID_COLUMNS) -> pa.Table:
-    """Read a CSV or Parquet file into an Arrow table, id columns as strings; one-line errors."""
+def read_arrow(path: str | Path, *, id_columns: tuple[str, ...] = ID_CASINGS) -> pa.Table:
+    """Read a CSV, TSV or Parquet file (by extension, compressed text too) into an Arrow table,
+    id columns as strings; one-line errors."""
     path = check_file(path)
-    if is_parquet(path):
+    fmt = file_format(path)
+    if fmt.parquet:
         try:  # ParquetFile, not read_table: that imports pyarrow.dataset (and pandas), a slow start
             with pq.ParquetFile(path) as parquet:
                 table = parquet.read()
@@ -208,17 +242,44 @@ def read_arrow(path: str | Path, *, id_columns: tuple[str, ...] = ID_COLUMNS) ->
     else:
         types = {name: pa.string() for name in id_columns}
         try:
-            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
+            table = pacsv.read_csv(
+                pa.input_stream(str(path), compression=fmt.compression) if fmt.compression else path,
+                parse_options=pacsv.ParseOptions(delimiter=fmt.delimiter),
+                convert_options=pacsv.ConvertOptions(column_types=types),
+            )
         except pa.ArrowInvalid as exc:
             message = _first_line(exc)
             if "Expected" in message and "columns" in message:
                 message = _ragged_line(path)
             raise SermmError(f"{path}: {message}") from None
-        except (pa.ArrowException, UnicodeDecodeError) as exc:
-            raise SermmError(f"{path}: unreadable CSV ({_first_line(exc)})") from None
+        except (pa.ArrowException, UnicodeDecodeError, OSError, EOFError) as exc:
+            raise SermmError(f"{path}: unreadable {fmt.name} file ({_first_line(exc)})") from None
+        _check_separator(table.column_names, path, fmt.delimiter)
     if table.num_rows == 0:
         raise SermmError(f"{path}: no data rows")
     return table
+
+
+def _check_separator(names: list[str], path: Path, delimiter: str) -> None:
+    """A header that parsed as one column holding another separator: the separator is wrong."""
+    if len(names) != 1 or is_id_name(names[0]):
+        return
+    found = unknown_separator(names[0].replace(delimiter, ""))
+    if found is None:
+        return
+    shown = names[0] if len(names[0]) <= 40 else names[0][:37] + "..."
+    said = "tab" if delimiter == "\t" else f"'{delimiter}'"
+    fix = {
+        "tabs": "name a tab-separated file .tsv or pass --delimiter tab",
+        "semicolons": "pass --delimiter ';'",
+        "'|'": "pass --delimiter '|'",
+        "commas": "name a comma-separated file .csv or pass --delimiter ,",
+        "spaces": "pass --delimiter space",
+    }[found]
+    raise SermmError(
+        f"{path}: the header parses into one column ({shown!r}) with {said} as separator, but it "
+        f"holds {found}: the separator is probably wrong ({fix})"
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -232,12 +293,18 @@ def _row_label(path: Path, row: int) -> str:
 
 
 def find_id_column(table: pa.Table, path: Path, names: tuple[str, ...] = ID_COLUMNS) -> str:
-    """The name of the id column, or a clear error."""
+    """The name of the id column (``names`` in order, then the same names in any case), or a clear error."""
     for name in names:
         if name in table.column_names:
             return name
+    wanted = {n.casefold() for n in names}
+    for name in table.column_names:
+        if name.strip().casefold() in wanted:
+            return name
+    _check_separator(table.column_names, path, file_format(path).delimiter if not is_parquet(path) else ",")
     raise SermmError(
-        f"{path}: no 'id' column (columns are: {', '.join(table.column_names[:10])})"
+        f"{path}: no 'id' column (columns are: {', '.join(table.column_names[:10])}; ids may be "
+        f"named {', '.join(names)}, in any case)"
     )
 
 
@@ -376,8 +443,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted
 
 
-def check_probabilities(values: np.ndarray, columns: list[str], path: Path) -> None:
-    """Values must be non-negative and each row must sum to one (within ``SUM_TOLERANCE``)."""
+def check_probabilities(
+    values: np.ndarray, columns: list[str], path: Path, *, at_most_one: bool = False
+) -> None:
+    """Values must be non-negative and each row must sum to one (within ``SUM_TOLERANCE``).
+
+    With ``at_most_one`` (the rows will be renormalised: ``--classes`` or ``--renormalise``)
+    a row may sum to less than one. Rows that sum to less than one everywhere are what a file
+    looks like after classes were dropped without renormalising; the error says so.
+    """
     if values.size and values.min() < 0:
         row, col = np.argwhere(values < 0)[0]
         raise SermmError(
@@ -385,7 +459,19 @@ def check_probabilities(values: np.ndarray, columns: list[str], path: Path) -> N
             f"probability {values[row, col]:g} (if these are logits, pass --scores logit)"
         )
     sums = values.sum(axis=1)
-    off = np.flatnonzero(np.abs(sums - 1.0) > SUM_TOLERANCE)
+    if at_most_one:
+        off = np.flatnonzero(sums - 1.0 > SUM_TOLERANCE)
+    else:
+        off = np.flatnonzero(np.abs(sums - 1.0) > SUM_TOLERANCE)
+    dropped = off.size >= max(1, len(sums) // 2) and np.all(sums < 1.0 + SUM_TOLERANCE) and sums.max() > 0
+    if off.size and not at_most_one and dropped:  # most rows short of 1, none over: classes were cut
+        row = int(off[0])
+        raise SermmError(
+            f"{path}: {_row_label(path, row)}: probabilities sum to {sums[row]:.6g}, not 1 "
+            f"({off.size} row(s) sum to less than 1, none to more): classes were probably dropped "
+            "from this file without renormalising; pass --renormalise to rescale each row to sum to 1 "
+            "(or --classes to keep a subset, which renormalises too)"
+        )
     if off.size:
         row = int(off[0])
         raise SermmError(
@@ -421,18 +507,25 @@ def read_posteriors(
     sidecar = read_sidecar(path)
     table = read_arrow(path)
     id_col = find_id_column(table, path)
-    columns = [c for c in table.column_names if c != id_col]
+    columns = score_columns(table, id_col, path)
     if not columns:
         raise SermmError(f"{path}: no class columns besides '{id_col}'")
     if len(set(columns)) != len(columns):
         raise SermmError(f"{path}: a class column appears twice in the header")
+    twice = duplicate_alias(columns)
+    if twice is not None:
+        raise SermmError(f"{path}: columns '{twice[0]}' and '{twice[1]}' name one class (class names are "
+                         "aliases of one another in any case: A = Angry = angry)")
     ids = read_id_column(table, id_col, path)
     values = numeric_matrix(table, columns, path)
     declared = scores if scores != "auto" else declared_values(sidecar)
+    renormalise = options().renormalise
     if declared == "logit":
         values = softmax(values)
     elif declared == "probability":
-        check_probabilities(values, columns, path)
+        check_probabilities(values, columns, path, at_most_one=renormalise or classes is not None)
+        if renormalise and classes is None:
+            values = _renormalised(values, path)
     else:
         raise SermmError(
             f"{sidecar_path(path)}: 'values' must be 'probability' or 'logit' for a posterior file, "
@@ -444,20 +537,68 @@ def read_posteriors(
     return result
 
 
+def _renormalised(values: np.ndarray, path: Path) -> np.ndarray:
+    """Rows rescaled to sum to one (``--renormalise``); a row of zeros is an error."""
+    sums = values.sum(axis=1, keepdims=True)
+    zero = np.flatnonzero(sums[:, 0] <= 0)
+    if zero.size:
+        raise SermmError(
+            f"{path}: {_row_label(path, int(zero[0]))}: every probability is 0, nothing to renormalise"
+        )
+    return values / sums
+
+
+def score_columns(table: pa.Table, id_col: str, path: Path) -> list[str]:
+    """The score columns of a table: every column but the id and the text columns that are not
+    scores (``prediction``, ``label``, ``text``...), which are left out with a note.
+
+    A text column counts as extra when it is named like one, or when none of its values reads
+    as a number; a score column with a few bad values is kept, for the reader to name the row.
+    """
+    columns, extra = [], []
+    for i, name in enumerate(table.column_names):
+        if name == id_col:
+            continue
+        column = table.column(i)
+        kind = column.type
+        textual = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+        if textual and (name.strip().casefold() in EXTRA_COLUMNS or not _any_number(column)):
+            extra.append(name)
+        else:
+            columns.append(name)
+    if extra:
+        note(f"{path}: ignoring non-numeric column(s) {', '.join(extra)} (not scores)")
+    return columns
+
+
+def _any_number(column: pa.ChunkedArray) -> bool:
+    """Whether some value of a text column (its first thousand) reads as a number."""
+    values = column.slice(0, 1000).drop_null().to_pylist()
+    for value in values:
+        try:
+            float(value)
+            return True
+        except (TypeError, ValueError):
+            continue
+    return not values
+
+
 def declared_values(sidecar: Sidecar | None) -> str:
     """What a score file's columns hold by its sidecar: ``probability`` unless it says otherwise."""
     return "probability" if sidecar is None else sidecar.values
 
 
 def subset_classes(table: ScoreTable, classes: list[str]) -> ScoreTable:
-    """Keep only ``classes`` (in that order) and renormalise each row over them."""
-    missing = [c for c in classes if c not in table.columns]
+    """Keep only ``classes`` (in that order, matched by alias and case, named as the file names
+    them) and renormalise each row over them."""
+    index = key_index(table.columns)
+    missing = [c for c in classes if class_key(c) not in index]
     if missing:
         raise SermmError(
             f"{table.path}: --classes names {', '.join(missing)}, not a column of this file "
             f"(its classes: {', '.join(table.columns)})"
         )
-    sub = table.with_columns(classes)
+    sub = table.with_columns([table.columns[index[class_key(c)]] for c in classes])
     sums = sub.values.sum(axis=1, keepdims=True)
     zero = np.flatnonzero(sums[:, 0] <= 0)
     if zero.size:
@@ -474,7 +615,7 @@ def read_attributes(path: str | Path) -> ScoreTable:
     path = Path(path)
     table = read_arrow(path)
     id_col = find_id_column(table, path)
-    names = [c for c in table.column_names if c != id_col]
+    names = score_columns(table, id_col, path)
     renamed = [MSP_ATTRIBUTE_NAMES.get(c, c) for c in names]
     unknown = [c for c in renamed if c not in ATTRIBUTES]
     if unknown or not renamed:
@@ -508,22 +649,23 @@ def read_embeddings(path: str | Path) -> ScoreTable:
 def header_names(path: str | Path) -> list[str]:
     """The column names of a CSV or Parquet file, read from its header only."""
     path = check_file(path)
+    fmt = file_format(path)
     try:
-        if is_parquet(path):
+        if fmt.parquet:
             return list(pq.read_schema(path).names)
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            return next(csv.reader(handle), [])
-    except (pa.ArrowException, OSError) as exc:
+        with open_text(path) as handle:
+            return next(csv.reader(handle, delimiter=fmt.delimiter), [])
+    except (pa.ArrowException, OSError, EOFError) as exc:
         what = "unreadable Parquet file" if is_parquet(path) else "cannot read"
         raise SermmError(f"{path}: {what} ({_first_line(exc)})") from None
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise SermmError(f"{path}: unreadable CSV ({_first_line(exc)})") from None
+        raise SermmError(f"{path}: unreadable {fmt.name} file ({_first_line(exc)})") from None
 
 
 def sniff_kind(path: str | Path) -> Kind:
     """Guess a score file's kind from its header: attributes, embeddings, else posteriors."""
     names = header_names(path)
-    rest = [n for n in names if n not in ID_COLUMNS]
+    rest = [n for n in names if not is_id_name(n) and n.strip().casefold() not in EXTRA_COLUMNS]
     if rest and all(MSP_ATTRIBUTE_NAMES.get(n, n) in ATTRIBUTES for n in rest):
         return "attribute"
     if rest and all(_EMBEDDING_COLUMN.match(n) for n in rest):
@@ -569,9 +711,16 @@ def write_decisions(ids: np.ndarray | IdColumn, labels: np.ndarray, path: str | 
 
 
 def _write_arrow(table: pa.Table, path: Path) -> None:
-    """Write an Arrow table as Parquet or CSV (by extension) through a temporary file."""
+    """Write an Arrow table as Parquet, CSV or TSV (by extension, compressed by a ``.gz``,
+    ``.bz2``, ``.zst`` or ``.lz4`` suffix) through a temporary file."""
+    fmt = file_format(path, writing=True)
     with atomic_path(path) as tmp:
-        if is_parquet(path):
+        if fmt.parquet:
             pq.write_table(table, tmp)
+            return
+        options_ = pacsv.WriteOptions(quoting_style="needed", delimiter=fmt.delimiter)
+        if fmt.compression is None:
+            pacsv.write_csv(table, tmp, write_options=options_)
         else:
-            pacsv.write_csv(table, tmp, write_options=pacsv.WriteOptions(quoting_style="needed"))
+            with pa.CompressedOutputStream(str(tmp), fmt.compression) as stream:
+                pacsv.write_csv(table, stream, write_options=options_)

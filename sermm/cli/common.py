@@ -12,6 +12,11 @@ import click
 
 from sermm.errors import SermmError
 from sermm.estimator import ParamError
+from sermm.formats import held_notes, parse_delimiter, reading_options
+
+#: Where the reading options (--delimiter, --renormalise, --group-column) wait, in ``ctx.meta``,
+#: for :meth:`SermmCommand.invoke` to put them in force.
+READ_OPTIONS_KEY = "sermm.read_options"
 
 
 class SermmCommand(click.Command):
@@ -26,7 +31,8 @@ class SermmCommand(click.Command):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with held_notes(), reading_options(**ctx.meta.get(READ_OPTIONS_KEY, {})):
+                return super().invoke(ctx)
         except ParamError as exc:
             raise click.ClickException(exc.render(flag_of(self, exc.param))) from None
         except SermmError as exc:
@@ -113,8 +119,68 @@ def score_options(func: Callable) -> Callable:
     return on_missing_option(scores_option(func))
 
 
+def _store_read_option(name: str, convert: Callable[[Any], Any] = lambda v: v) -> Callable:
+    """A click callback that keeps an option for :func:`sermm.formats.reading_options`."""
+
+    def store(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is not None and value is not False:
+            try:
+                converted = convert(value)
+            except SermmError as exc:
+                raise click.BadParameter(str(exc).split(": ", 1)[-1]) from None
+            ctx.meta.setdefault(READ_OPTIONS_KEY, {})[name] = converted
+
+    return store
+
+
+def reading_options_option(func: Callable) -> Callable:
+    """``--delimiter`` and ``--renormalise``: how every file of the command is read."""
+    func = click.option(
+        "--renormalise",
+        "--renormalize",
+        is_flag=True,
+        expose_value=False,
+        callback=_store_read_option("renormalise"),
+        help="Rescale each posterior row to sum to 1 (for files whose classes were dropped without "
+        "renormalising) instead of refusing rows that do not sum to 1.",
+    )(func)
+    return click.option(
+        "--delimiter",
+        default=None,
+        metavar="SEP",
+        expose_value=False,
+        callback=_store_read_option("delimiter", parse_delimiter),
+        help="Field separator of CSV/TSV inputs (one character, or tab, semicolon, pipe, space); "
+        "default: by extension (.tsv: tab, else comma).",
+    )(func)
+
+
+def group_column_option(func: Callable) -> Callable:
+    """``--group-column NAME``: the column of the --groups file that holds the groups."""
+    return click.option(
+        "--group-column",
+        default=None,
+        metavar="NAME",
+        expose_value=False,
+        callback=_store_read_option("group_column"),
+        help="Column of the --groups file holding the groups (default: group, else MSP-Podcast's "
+        "SpkrID), so labels_consensus.csv can serve as the groups file.",
+    )(func)
+
+
+def split_option(help: str | None = None) -> Callable:
+    """``--split NAME``: the Split_Set of an MSP-Podcast labels_consensus.csv to use."""
+    return click.option(
+        "--split",
+        default=None,
+        help=help or "With an MSP-Podcast labels_consensus.csv: the Split_Set to use (e.g. Development).",
+    )
+
+
 def scores_option(func: Callable) -> Callable:
-    """``--scores auto|probability|logit``: logits are accepted only when declared."""
+    """``--scores auto|probability|logit``: logits are accepted only when declared (with the
+    reading options, --delimiter and --renormalise)."""
+    func = reading_options_option(func)
     return click.option(
         "--scores",
         type=click.Choice(["auto", "probability", "logit"]),
@@ -140,12 +206,7 @@ def labels_option(required: bool = False, help: str | None = None) -> Callable:
     """``--labels FILE`` plus ``--split`` for MSP-Podcast's labels_consensus.csv."""
 
     def decorate(func: Callable) -> Callable:
-        func = click.option(
-            "--split",
-            default=None,
-            help="With an MSP-Podcast labels_consensus.csv: the Split_Set to use "
-            "(e.g. Development).",
-        )(func)
+        func = split_option()(func)
         return click.option(
             "--labels",
             "-l",

@@ -11,7 +11,7 @@ import pandas as pd
 from sermm.align import load_aligned
 from sermm.cli.common import SermmGroup, check_outputs, labels_option, score_options
 from sermm.errors import SermmError
-from sermm.labels import LabelTable, read_labels
+from sermm.labels import LabelTable, is_label_file, read_labels
 from sermm.msp import BASELINE_ORDER, CODE_TO_CLASS
 from sermm.sidecar import Sidecar
 from sermm.tables import (
@@ -19,7 +19,6 @@ from sermm.tables import (
     check_ids,
     declared_values,
     find_id_column,
-    header_names,
     parse_classes,
     read_arrow,
     read_scores,
@@ -196,7 +195,7 @@ def balance(
         raise SermmError(f"{labels}: balance needs categorical labels (a 'label' or 'EmoClass' column)")
     subset = parse_classes(classes)
     if subset is not None:
-        table = table.take(np.flatnonzero(np.isin(table.labels, subset)))
+        table = table.take(np.flatnonzero(table.within(subset)))
         if len(table) == 0:
             raise SermmError(f"{labels}: no labels of the classes {', '.join(subset)}")
     rows = balanced_rows(table.labels, per_class, seed)
@@ -244,7 +243,7 @@ def describe_labels(table: LabelTable) -> str:
 def _is_labels(path: str, kind: str) -> bool:
     if kind != "auto":
         return kind == "labels"
-    return any(name in LABEL_COLUMNS for name in header_names(path))
+    return is_label_file(path)
 
 
 @main.command()

@@ -20,6 +20,7 @@ from sermm.cli.common import (
     chain_options,
     check_outputs,
     class_weight_option,
+    group_column_option,
     inputs_option,
     labels_option,
     method_command,
@@ -81,6 +82,7 @@ TRAINING_OPTIONS = [
         help="id,group file (speaker or session): cross-validate with grouped folds "
         "(5 unless --cv says otherwise); also used by --C auto.",
     ),
+    group_column_option,
     click.option(
         "--cv-output",
         type=click.Path(dir_okay=False),

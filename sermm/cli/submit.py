@@ -9,17 +9,17 @@ import numpy as np
 import pandas as pd
 
 from sermm.atomic import atomic_path
-from sermm.cli.common import SermmCommand, check_outputs, scores_option
+from sermm.cli.common import SermmCommand, check_outputs, scores_option, split_option
 from sermm.errors import SermmError
-from sermm.labels import read_labels
+from sermm.formats import open_text
+from sermm.labels import is_label_file, read_labels
 from sermm.msp import BASELINE_ORDER, class_to_code
 from sermm.tables import (
     ATTRIBUTES,
-    ID_COLUMNS,
     check_file,
     check_ids,
     find_id_column,
-    header_names,
+    is_id_name,
     is_parquet,
     read_arrow,
     read_attributes,
@@ -35,8 +35,7 @@ _SHOWN = 3
 
 def categorical_codes(path: str | Path, scores: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Ids and MSP letter codes from a posterior file (argmax) or a decision file ``id,label``."""
-    names = header_names(path)
-    if "label" in names or "EmoClass" in names:
+    if is_label_file(path):
         table = read_labels(path)
         labels = table.require_categorical()
         uniq, inverse = np.unique(labels, return_inverse=True)
@@ -75,16 +74,20 @@ def attribute_values(path: str | Path) -> tuple[np.ndarray, np.ndarray, int]:
     return table.ids, np.clip(values, low, high), clipped
 
 
-def read_expected_ids(path: str | Path) -> np.ndarray:
-    """The expected ids: one per line, or a CSV/Parquet file with an id/FileName column."""
+def read_expected_ids(path: str | Path, split: str | None = None) -> np.ndarray:
+    """The expected ids: one per line, or a CSV/TSV/Parquet file with an id/FileName column
+    (``split``: the rows of that Split_Set of an MSP-Podcast labels_consensus.csv)."""
     path = check_file(path)
+    if split is not None:
+        return np.asarray(read_labels_ids(path, split), dtype=object)
     if not is_parquet(path):
         try:
-            lines = pd.Series(path.read_text(encoding="utf-8-sig").splitlines(), dtype=object)
-        except (OSError, UnicodeDecodeError) as exc:
+            with open_text(path) as handle:
+                lines = pd.Series(handle.read().splitlines(), dtype=object)
+        except (OSError, UnicodeDecodeError, EOFError) as exc:
             raise SermmError(f"{path}: cannot read ({exc})") from None
         first = lines.iloc[0].strip() if len(lines) else ""
-        if "," not in first and first not in ID_COLUMNS:
+        if "," not in first and "\t" not in first and not is_id_name(first):
             stripped = lines.str.strip()
             stripped = stripped[stripped != ""]
             if stripped.empty:
@@ -99,6 +102,24 @@ def read_expected_ids(path: str | Path) -> np.ndarray:
     ids = table.column(find_id_column(table, path)).to_numpy(zero_copy_only=False)
     check_ids(ids, path)
     return np.asarray(ids, dtype=object)
+
+
+def read_labels_ids(path: Path, split: str) -> np.ndarray:
+    """The ids of one Split_Set of an MSP-Podcast labels file (its labels need not be there)."""
+    import pyarrow.compute as pc
+
+    table = read_arrow(path)
+    if "Split_Set" not in table.column_names:
+        raise SermmError(f"{path}: --split needs a 'Split_Set' column (MSP-Podcast layout)")
+    column = table.column("Split_Set").cast("string")
+    found = sorted(set(column.to_pylist()) - {None})
+    same = [v for v in found if v.casefold() == split.strip().casefold()]
+    if not same:
+        raise SermmError(f"{path}: no rows with Split_Set '{split}' (found: {', '.join(found)})")
+    table = table.filter(pc.equal(column, same[0]))
+    ids = table.column(find_id_column(table, path)).to_numpy(zero_copy_only=False)
+    check_ids(ids, path)
+    return ids
 
 
 def check_expected(ids: np.ndarray, expected: np.ndarray, source: str, ids_path: str) -> None:
@@ -161,8 +182,11 @@ def _distribution(codes: np.ndarray) -> str:
     help="Expected ids (e.g. the test-set file list): one per line, or a CSV with an id/FileName "
     "column. Every one must be present exactly once and no other id may appear.",
 )
+@split_option("With --ids labels_consensus.csv: the Split_Set whose ids are expected (e.g. Test1).")
 @scores_option
-def main(input_path: str, fmt: str, output: str, ids_path: str | None, scores: str) -> None:
+def main(
+    input_path: str, fmt: str, output: str, ids_path: str | None, split: str | None, scores: str
+) -> None:
     """Write an MSP-Podcast challenge submission from a final score or decision file.
 
     Categorical: a posterior file gives its argmax class, a decision file (id,label) its
@@ -187,9 +211,13 @@ def main(input_path: str, fmt: str, output: str, ids_path: str | None, scores: s
         columns = {"FileName": ids}
         columns.update({MSP_ATTRIBUTE_COLUMNS[a]: values[:, j] for j, a in enumerate(ATTRIBUTES)})
         detail = f"{clipped} of {values.size} value(s) clipped to [1, 7]"
+    if split is not None and ids_path is None:
+        raise SermmError(
+            "--split picks the expected ids of an MSP-Podcast labels file: pass --ids labels_consensus.csv"
+        )
     if ids_path is not None:
-        check_expected(ids, read_expected_ids(ids_path), input_path, ids_path)
-        detail += f"; every id of {ids_path} present once"
+        check_expected(ids, read_expected_ids(ids_path, split), input_path, ids_path)
+        detail += f"; every id of {ids_path}" + (f" (Split_Set {split})" if split else "") + " present once"
     order = np.argsort(np.asarray(ids, dtype=str), kind="stable")
     write_submission(output, {name: np.asarray(v)[order] for name, v in columns.items()})
     click.echo(f"{output}: {len(ids)} rows ({fmt}); {detail}")
