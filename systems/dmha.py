@@ -606,8 +606,11 @@ class DMHARecipe:
         }
         return FeatureCache(config.feature_cache, speech), FeatureCache(config.feature_cache, text)
 
-    def _fill(self, config: DMHAConfig, items: AudioItems, texts: list[str], caches, keys) -> None:
-        """Extract what the caches lack (each process its share; all wait for the rest)."""
+    def _fill(
+        self, config: DMHAConfig, items: AudioItems, texts: list[str], caches, keys, *, speech_too: bool
+    ) -> None:
+        """Extract what the caches lack (each process its share; all wait for the rest); the speech
+        only with ``speech_too`` (augmented training extracts its speech on the fly)."""
         from accelerate import PartialState
 
         state = PartialState()
@@ -624,9 +627,16 @@ class DMHARecipe:
             states, mask = self.frozen(config).text([texts[int(i)] for i in rows])
             return unpad(states, mask, 0)
 
-        done = speech_cache.fill(
-            speech_keys, speech, order=order, batch_size=config.extract_batch, desc="speech features", **share
-        )
+        done = 0
+        if speech_too:
+            done += speech_cache.fill(
+                speech_keys,
+                speech,
+                order=order,
+                batch_size=config.extract_batch,
+                desc="speech features",
+                **share,
+            )
         done += text_cache.fill(
             text_keys, text, batch_size=config.extract_batch, desc="text features", **share
         )
@@ -641,7 +651,8 @@ class DMHARecipe:
         keys: tuple[list[str] | None, list[str] | None] = (None, None)
         if caches is not None:
             keys = ([file_digest(p) for p in items.paths], [text_digest(t) for t in texts])
-            self._fill(config, items, texts, caches, keys)
+            augmented = train and config.augment() is not None
+            self._fill(config, items, texts, caches, keys, speech_too=not augmented)
         _, _, hf = self._speech_shape(config)
         frames = int(
             conv_output_lengths(torch.tensor([int(round(config.crop_s * SAMPLE_RATE))]), hf, adapter=False)[0]

@@ -171,7 +171,7 @@ def test_cached_mha_run_trains_two_steps_predicts_and_plots(corpus, checkpoints,
 
 
 def test_subvector_focal_with_augmentation_on_the_fly(corpus, checkpoints, tmp_path):
-    out = tmp_path / "run"
+    out, cache = tmp_path / "run", tmp_path / "cache"
     result = train_cli(
         corpus,
         checkpoints,
@@ -180,11 +180,20 @@ def test_subvector_focal_with_augmentation_on_the_fly(corpus, checkpoints, tmp_p
         "subvector",
         "--loss",
         "focal",
+        "--feature-cache",
+        cache,
         *sets("augment_prob=1.0", "speeds=0.9,1.1", "normalize=utterance"),
     )
     assert result.exit_code == 0, result.output
     config = RunDir.open(out).config(DMHAConfig)
     assert config.first_attention == "subvector" and config.loss == "focal" and config.wave_mean is None
+
+    def entries(what: str) -> int:
+        (folder,) = [p.parent for p in cache.glob("*/setting.json") if what in p.read_text()]
+        return len(list(folder.rglob("*.safetensors")))
+
+    # augmented training extracts its speech on the fly: only the dev speech went into the cache
+    assert entries("speech") == 6 and entries("text") == 12
     scores = tmp_path / "d_dev.csv"
     result = cli("dmha", "predict", out, "--manifest", corpus / "dev.csv", "-o", scores, "-q")
     assert result.exit_code == 0, result.output
