@@ -152,6 +152,10 @@ def predict(audio_root, transcripts, plot_attention, attention_dir, **opts):
     kwargs = {"audio_root": audio_root, "transcripts": transcripts}
     run_predict(RECIPE, opts, manifest_kwargs=kwargs)
     if plot_attention:
+        from accelerate import PartialState
+
+        if not PartialState().is_main_process:  # under accelerate launch the first process plots
+            return
         from sermm.systems.dmha import DMHARecipe
         from sermm.systems.dmha import plot_attention as plot
         from sermm.systems.manifest import read_manifest
