@@ -140,6 +140,16 @@ class UtteranceRecipe(AudioRecipe):
                 f"({', '.join(WAVEFORM_KINDS)})"
             )
         load_features(config.backbone, config.kind or None)
+        if config.keep_layers:
+            from transformers import PretrainedConfig
+
+            doc, _ = PretrainedConfig.get_config_dict(str(config.backbone))
+            layers = int(doc.get("num_hidden_layers", 0))
+            if config.keep_layers > layers:
+                raise SermmError(
+                    f"keep_layers is {config.keep_layers}, but the backbone has only {layers} "
+                    "transformer layers"
+                )
 
     def dataset(self, manifest: Manifest, config: UtteranceConfig, *, train: bool) -> AudioDataset:
         return AudioDataset(

@@ -102,8 +102,8 @@ def tapt_step(model: nn.Module, inputs: dict[str, torch.Tensor], config: Any) ->
     )
     count = masked.sum().clamp(min=1)
     parts = {
-        "contrastive": float(out.contrastive_loss / count),
-        "diversity": float(out.diversity_loss / count),
+        "contrastive": float(out.contrastive_loss.detach() / count),
+        "diversity": float(out.diversity_loss.detach() / count),
     }
     return out.loss / count, parts
 
