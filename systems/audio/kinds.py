@@ -6,5 +6,5 @@ KINDS = ("w2v-bert", "sonar", "wav2vec2", "xls-r", "hubert", "wavlm")
 LAYER_MODES = ("last", "weighted")
 #: What trains: LoRA adapters (base frozen), everything, or only the head.
 FINETUNE_MODES = ("lora", "full", "frozen")
-#: Poolings over frames.
-POOLINGS = ("attentive", "mean")
+#: Poolings over frames (see :data:`sermm.systems.pooling.POOLINGS`, the same names).
+POOLINGS = ("attentive", "mean", "attentive-kv", "attentive-stats", "subvector-mha", "double-mha")

@@ -16,7 +16,7 @@ from sermm.errors import SermmError
 from sermm.systems.audio.backbones import AudioBackbone
 from sermm.systems.audio.kinds import POOLINGS
 from sermm.systems.heads import TASKS, EmbeddingHead, OutputHead
-from sermm.systems.pooling import AttentivePooling, MeanPooling
+from sermm.systems.pooling import make_pooling
 
 
 def average_windows(values: torch.Tensor, owner: torch.Tensor, n: int) -> torch.Tensor:
@@ -50,8 +50,8 @@ class AudioModel(nn.Module):
         self.backbone = backbone
         self.frozen_backbone = frozen_backbone
         dim = backbone.hidden_size
-        self.pooling = AttentivePooling(dim) if pooling == "attentive" else MeanPooling()
-        self.embedding = EmbeddingHead(dim, embedding_dim)
+        self.pooling, pooled = make_pooling(pooling, dim)
+        self.embedding = EmbeddingHead(pooled, embedding_dim)
         self.output = OutputHead(embedding_dim, n_out, task)
 
     def train(self, mode: bool = True) -> AudioModel:
