@@ -162,17 +162,26 @@ def cross_validate(
         raise SermmError(f"{out}: exists and is not an empty directory; choose another --out (or --resume)")
     inventory = Inventory.from_manifest(manifest, config.task)
     folds = group_folds(groups)
+    labels = manifest.labels.astype(str)
+    plans = []  # (training rows, dev manifest) of each fold, checked before anything is written
+    for group, train_rows, _ in folds:
+        fold_dev = dev
+        if dev is None:
+            train_rows, dev_rows = dev_split(train_rows, dev_every)
+            fold_dev = manifest.take(dev_rows)
+        missing = sorted(set(inventory.classes) - set(labels[train_rows]))
+        if missing:
+            raise SermmError(
+                f"--folds: with group '{group}' held out, class(es) {', '.join(missing)} have no "
+                "training rows; every class needs rows in at least two groups"
+            )
+        plans.append((train_rows, fold_dev))
     main = True
-    for k, (group, train_rows, test_rows) in enumerate(folds):
+    for k, ((group, _, test_rows), (train_rows, fold_dev)) in enumerate(zip(folds, plans, strict=True)):
         run_dir = out / fold_dir_name(group)
         test_file = run_dir / "test.csv"
         if resume and test_file.exists():
             continue
-        if dev is None:
-            train_rows, dev_rows = dev_split(train_rows, dev_every)
-            fold_dev = manifest.take(dev_rows)
-        else:
-            fold_dev = dev
         if not quiet:
             print(
                 f"fold {k + 1}/{len(folds)}: {group} held out ({len(test_rows)} rows), "
@@ -190,13 +199,6 @@ def cross_validate(
             quiet=quiet,
         )
         main = result.main_process
-        fold_classes = Inventory.from_manifest(fold_train, config.task).classes
-        if fold_classes != inventory.classes:
-            missing = sorted(set(inventory.classes) - set(fold_classes))
-            raise SermmError(
-                f"--folds: with group '{group}' held out, class(es) {', '.join(missing)} have no "
-                "training rows; every class needs rows in at least two groups"
-            )
         predict_system(recipe, str(run_dir), manifest.take(test_rows), str(test_file), quiet=quiet)
     if not main:
         return CrossValidation(out, {}, main_process=False)
