@@ -60,7 +60,7 @@ class Recipe(Protocol):
 
     # Optional: ``loss(out, batch, config, weight) -> Tensor`` replaces ``compute_loss`` (focal,
     # soft-label or centre losses); ``out`` is the model's output dict in training mode.
-    # Optional: ``prepare(run, config, train, accelerator, quiet=...)`` runs before ``build_model``
+    # Optional: ``setup_run(run, config, train, accelerator, quiet=...)`` runs before ``build_model``
     # with the run directory: in training (``train`` the training manifest) to do work whose result
     # the model is built from and the run keeps (continued pre-training), in prediction (``train``
     # None) to learn where that result is.
@@ -296,8 +296,8 @@ def train_system(
         )
         accelerator.wait_for_everyone()
         run = run or RunDir.open(out, system=recipe.system)
-    if hasattr(recipe, "prepare"):
-        recipe.prepare(run, config, train, accelerator, quiet=quiet)
+    if hasattr(recipe, "setup_run"):
+        recipe.setup_run(run, config, train, accelerator, quiet=quiet)
     torch.manual_seed(config.seed)
     model = recipe.build_model(config, inventory)
     train_set = Labelled(recipe.dataset(train, config, train=True), y_train)

@@ -182,7 +182,7 @@ class W2V2Recipe(UtteranceRecipe):
         if config.strategy != "v-ft":
             if self._run is None:
                 raise SermmError(
-                    f"{config.strategy}: the run directory is not known (prepare() was not called)"
+                    f"{config.strategy}: the run directory is not known (setup_run() was not called)"
                 )
             source = str(self._run / PRETRAINED)
             state = load_file(source)
