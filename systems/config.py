@@ -63,6 +63,10 @@ class SystemConfig:
     max_grad_norm: float = 1.0
     #: Stop after this many epochs without a better dev score (0: never).
     patience: int = 0
+    #: Multiply the learning rate by ``plateau_factor`` after every this many epochs without a better
+    #: dev score (0: never; BSC-UPC's DMHA halves it after 5).
+    plateau_patience: int = 0
+    plateau_factor: float = 0.5
     #: Checkpoints kept besides the best model (the newest ones).
     keep_checkpoints: int = 2
     seed: int = 0
@@ -94,7 +98,9 @@ class SystemConfig:
         for key in ("lora_dropout", "warmup_ratio"):
             if not 0 <= getattr(self, key) < 1:
                 raise SermmError(f"config: {key} must lie in [0, 1), got {getattr(self, key)}")
-        for key in ("weight_decay", "max_grad_norm", "patience", "num_workers"):
+        if not 0 < self.plateau_factor <= 1:
+            raise SermmError(f"config: plateau_factor must lie in (0, 1], got {self.plateau_factor}")
+        for key in ("weight_decay", "max_grad_norm", "patience", "plateau_patience", "num_workers"):
             if getattr(self, key) < 0:
                 raise SermmError(f"config: {key} must not be negative, got {getattr(self, key)}")
 

@@ -106,7 +106,8 @@ def read_manifest(
     audio_root: str | Path | None = None,
     transcripts: str | Path | None = None,
 ) -> Manifest:
-    """Read a manifest; ``need`` is "path" (audio) or "text" (text) for the column a system reads.
+    """Read a manifest; ``need`` is "path" (audio), "text" (text) or "path+text" (both, for
+    multimodal systems): the columns a system reads.
 
     Relative audio paths are taken from ``audio_root`` if given, else from the manifest's folder;
     an MSP-Podcast file's ``FileName`` is looked up under ``audio_root``. Text comes from the
@@ -150,16 +151,20 @@ def read_manifest(
     if speaker_col is not None:
         manifest.speakers = _strings(table, speaker_col)
 
-    if need == "path":
+    needs = set((need or "").split("+"))  # "path", "text", or both: "path+text"
+    if "path" in needs:
         manifest.paths = _audio_paths(table, names, manifest, path, audio_root, msp)
-    elif need == "text":
+    if "text" in needs:
         if transcripts is not None:
             manifest.texts, manifest.extra = _read_transcripts(transcripts, manifest)
         elif "text" in names:
             manifest.texts = _strings(table, "text")
         else:
             hint = " and a transcript file (--transcripts id,text)" if msp else ""
-            raise SermmError(f"{path}: no 'text' column (a text manifest is id,text,label{hint})")
+            layout = "an audio+text manifest is id,path,text,label" if "path" in needs else (
+                "a text manifest is id,text,label"
+            )
+            raise SermmError(f"{path}: no 'text' column ({layout}{hint})")
     return manifest
 
 

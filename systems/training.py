@@ -4,8 +4,9 @@ A system is a :class:`Recipe`: it builds the model (the contract: ``forward(batc
 ``scores`` and ``embedding``), the dataset of a manifest and the per-row lengths used to batch
 it. The loop does the rest: length-bucketed shuffled batches (sharded by rank), gradient
 accumulation up to the effective batch, Adam(W) with warm-up and decay, class-weighted
-cross-entropy or −mean CCC, dev evaluation each epoch, the best model by dev macro-F1 (primary
-classes) or mean CCC, a checkpoint each epoch, and ``resume``.
+cross-entropy or −mean CCC (or the recipe's own ``loss``), dev evaluation each epoch, the best
+model by dev macro-F1 (primary classes) or mean CCC, the learning rate cut on a dev plateau
+(``plateau_patience``), early stopping (``patience``), a checkpoint each epoch, and ``resume``.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class Recipe(Protocol):
 
     # Optional: ``loss(out, batch, config, weight) -> Tensor`` replaces ``compute_loss`` (focal,
     # soft-label or centre losses); ``out`` is the model's output dict in training mode.
+    # Optional: ``prepare(config, train_manifest) -> config`` fills in settings computed from the
+    # training data before the run directory is written (DMHA's waveform mean and SD).
     # Optional: ``setup_run(run, config, train, accelerator, quiet=...)`` runs before ``build_model``
     # with the run directory: in training (``train`` the training manifest) to do work whose result
     # the model is built from and the run keeps (continued pre-training), in prediction (``train``
@@ -165,6 +168,15 @@ def lr_lambda(config: SystemConfig, total_steps: int):
         return 1.0 - progress
 
     return factor
+
+
+def reduce_lr(optimizer: torch.optim.Optimizer, scheduler: Any, factor: float) -> None:
+    """Scale the learning rate by ``factor`` from now on: the optimiser's and the schedule's base (a
+    LambdaLR recomputes lr = base × factor(step) each step; its base_lrs are in its saved state)."""
+    for group in optimizer.param_groups:
+        group["lr"] *= factor
+    scheduler.base_lrs = [lr * factor for lr in scheduler.base_lrs]
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]  # what get_last_lr() logs
 
 
 def make_optimizer(model: nn.Module, config: SystemConfig) -> torch.optim.Optimizer:
@@ -273,7 +285,13 @@ def train_system(
     resume: bool = False,
     quiet: bool = False,
 ) -> TrainResult:
-    """Train ``recipe``'s model on ``train``, choose it on ``dev``, and write the run directory ``out``."""
+    """Train ``recipe``'s model on ``train``, choose it on ``dev``, and write the run directory ``out``.
+
+    A recipe with ``prepare(config, train) -> config`` first fills in settings computed from the
+    training data (e.g. waveform normalisation statistics); they are saved with the run's config.
+    """
+    if hasattr(recipe, "prepare"):
+        config = recipe.prepare(config, train)
     inventory = Inventory.from_manifest(train, config.task)
     y_train, y_dev = inventory.encode(train), inventory.encode(dev)
     if resume:
@@ -360,6 +378,8 @@ def train_system(
             state.update(best_epoch=epoch, best=metrics, stale=0)
         else:
             state["stale"] += 1
+            if config.plateau_patience and state["stale"] % config.plateau_patience == 0:
+                reduce_lr(optimizer, scheduler, config.plateau_factor)
         if accelerator.is_main_process:
             bare = accelerator.unwrap_model(model)
             if better:

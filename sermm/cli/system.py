@@ -1,4 +1,4 @@
-"""``sermm-system``: train the audio and text systems and score manifests with them."""
+"""``sermm-system``: train the audio, text and multimodal (DMHA) systems and score manifests with them."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import click
 
 from sermm.cli.common import SermmGroup
 from sermm.cli.system_audio import audio
+from sermm.cli.system_dmha import dmha
 from sermm.cli.system_mixup import mixup
 from sermm.cli.system_text import text
 from sermm.cli.system_w2v2 import w2v2
@@ -24,5 +25,6 @@ def main() -> None:
 
 main.add_command(audio)
 main.add_command(text)
+main.add_command(dmha)
 main.add_command(mixup)
 main.add_command(w2v2)

@@ -137,7 +137,7 @@ class W2V2Recipe(UtteranceRecipe):
                 f"wav2vec2 / XLS-R backbone, not {kind} (p-tapt works with any wav2vec2-family one)"
             )
 
-    def prepare(
+    def setup_run(
         self, run: Any, config: W2V2Config, train: Manifest | None, accelerator: Any, *, quiet: bool = False
     ) -> None:
         """Training: run the strategy's continued pre-training on ``train``'s audio unless the run
