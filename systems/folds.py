@@ -102,13 +102,9 @@ def read_groups(manifest: Any, column: str) -> np.ndarray:
         everything = np.asarray(
             pc.fill_null(table.column(column).cast(pa.string()), "").to_pylist(), dtype=object
         )
-        lines = np.asarray(manifest.lines, dtype=np.int64)
-        if len(everything) == len(manifest) and np.array_equal(lines, np.arange(len(manifest)) + 2):
-            values = everything.astype(str)
-        elif lines.max(initial=0) - 2 < len(everything):
-            values = everything[lines - 2].astype(str)
-        else:  # an MSP split: lines count the whole file's rows
-            raise SermmError(f"{manifest.source}: --folds {column}: cannot match rows to the file")
+        # a manifest's line numbers count the file's rows (2 = the first, after the header), also
+        # after a --split or --skip-bad took some of them
+        values = everything[np.asarray(manifest.lines, dtype=np.int64) - 2].astype(str)
     empty = np.flatnonzero(np.char.strip(values.astype(str)) == "")
     if empty.size:
         raise SermmError(f"{manifest.where(int(empty[0]))}: empty --folds column '{column}'")

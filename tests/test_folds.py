@@ -44,3 +44,18 @@ def test_wa_and_ua_per_fold_and_pooled_match_sklearn():
 
 def test_fold_folder_names_are_safe():
     assert fold_dir_name("Ses01/F") == "fold-Ses01_F" and fold_dir_name("03") == "fold-03"
+
+
+def test_groups_come_from_any_manifest_column_row_by_row(tmp_path):
+    from sermm.systems.folds import read_groups
+    from sermm.systems.manifest import read_manifest
+
+    path = tmp_path / "m.csv"
+    path.write_text("id,text,label,speaker,session\na,x,neu,s1,Ses01\nb,y,ang,s2,Ses02\nc,z,neu,s3,\n")
+    manifest = read_manifest(path, need="text")
+    assert read_groups(manifest, "speaker").tolist() == ["s1", "s2", "s3"]
+    assert read_groups(manifest.take(np.array([1, 0])), "session").tolist() == ["Ses02", "Ses01"]
+    with pytest.raises(SermmError, match="line 4 .* empty --folds column 'session'"):
+        read_groups(manifest, "session")
+    with pytest.raises(SermmError, match="--folds room: no such column"):
+        read_groups(manifest, "room")
