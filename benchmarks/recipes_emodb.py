@@ -107,6 +107,22 @@ AUDIO = [
     "num_workers=0",
 ]
 
+#: The whole-utterance recipes (label-adaptive mixup, the wav2vec 2.0 strategies) on the tiny backbone
+#: from scratch: few epochs (a CPU budget), a from-scratch learning rate, class weights. EmoDB's clips
+#: are stored as 2 s, so every utterance trains whole and the mixup label weights are all ½.
+UTTERANCE = [
+    "epochs=4",
+    "lr=1e-3",
+    "batch_size=16",
+    "effective_batch=16",
+    "class_weighted=true",
+    "max_train_s=2.0",
+    "num_workers=0",
+]
+#: Continued pre-training of TAPT / P-TAPT: one pass over the fold's training audio, short mask spans
+#: (2 s crops are 99 frames).
+PRETRAIN = ["pretrain_epochs=1", "pretrain_lr=5e-4", "mask_time_length=5"]
+
 RECIPES: list[Recipe] = [
     Recipe(
         "dmha-mha-wce",
@@ -135,6 +151,20 @@ RECIPES: list[Recipe] = [
         "audio, full FT, attentive stats",
         "audio",
         lambda c: ["--finetune", "full", *sets(*AUDIO, "pooling=attentive-stats")],
+    ),
+    Recipe(
+        "mixup",
+        "mixup + centre loss (Kang et al.)",
+        "mixup",
+        lambda c: [*sets(*UTTERANCE, "hidden_dim=128", "centre_weight=0.01")],
+    ),
+    Recipe("v-ft", "w2v2 V-FT", "w2v2", lambda c: ["--strategy", "v-ft", *sets(*UTTERANCE)]),
+    Recipe("tapt", "w2v2 TAPT + FT", "w2v2", lambda c: ["--strategy", "tapt", *sets(*UTTERANCE, *PRETRAIN)]),
+    Recipe(
+        "p-tapt",
+        "w2v2 P-TAPT + FT",
+        "w2v2",
+        lambda c: ["--strategy", "p-tapt", *sets(*UTTERANCE, *PRETRAIN, "clusters=32")],
     ),
 ]
 #: The three recipes of the hard vote.

@@ -68,3 +68,72 @@ def ccc(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def neg_mean_ccc(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """−mean CCC over the attribute columns (the TalTech attribute loss); −1 for a perfect prediction."""
     return -ccc(pred, target).mean()
+
+
+def soft_kl_divergence(
+    logits: torch.Tensor, soft_target: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """KL divergence KL(y ‖ p) = Σ_k y_k (log y_k − log p_k) from soft labels ``y`` (B, K) to the
+    model's softmax ``p``, averaged over the batch (0·log 0 = 0).
+
+    The recognition loss of label-adaptive mixup (Kang, Zhang & Jiang, "Learning robust
+    self-attention features for speech emotion recognition with label-adaptive mixup", ICASSP
+    2023), whose mixed utterances carry two-class soft labels. It differs from the soft-label
+    cross-entropy −Σ_k y_k log p_k only by the label entropy, a constant, so on one-hot labels it
+    *is* cross-entropy. With class ``weight`` w each row counts w_i = Σ_k y_k w_k and the mean is
+    Σ_i w_i KL_i / Σ_i w_i, which on one-hot labels is :func:`weighted_cross_entropy`.
+    """
+    logits, soft_target = logits.float(), soft_target.float()
+    log_p = torch.log_softmax(logits, dim=1)
+    log_y = torch.log(soft_target.clamp(min=torch.finfo(soft_target.dtype).tiny))
+    per_row = (soft_target * (log_y - log_p)).sum(dim=1)
+    if weight is None:
+        return per_row.mean()
+    row_weight = soft_target @ weight.float()
+    return (row_weight * per_row).sum() / row_weight.sum().clamp(min=1e-12)
+
+
+#: How centre loss treats a soft (mixed) label: distance to the label-weighted mix of the centres,
+#: or the label-weighted sum of the distances to each centre.
+CENTRE_MODES = ("mix", "sum")
+
+
+def centre_loss(
+    features: torch.Tensor, centres: torch.Tensor, soft_target: torch.Tensor, mode: str = "mix"
+) -> torch.Tensor:
+    """Centre loss (Wen, Zhang, Li & Qiao, "A discriminative feature learning approach for deep
+    face recognition", ECCV 2016) for soft labels, averaged over the batch.
+
+    Wen et al.: L_C = ½ Σ_i ‖x_i − c_{y_i}‖² with one learned centre c_k per class. Kang et al.
+    (ICASSP 2023) fit it to mixup, whose utterance i is a mix with label weights y_i (two non-zero
+    entries). ``mode="mix"`` (the default): the target of a mixed feature is the same mix of the
+    two centres, ½ ‖x_i − Σ_k y_ik c_k‖², so a mix of two utterances should lie where the mix of
+    their classes' centres lies (the linear behaviour mixup asks of the classifier, asked of the
+    feature space). ``mode="sum"``: the label-weighted sum of the distances, ½ Σ_k y_ik ‖x_i − c_k‖²,
+    which equals the "mix" form plus ½ Σ_k y_ik ‖c_k − c̄_i‖² (a pull of the two centres towards each
+    other). Both are Wen et al.'s loss on one-hot labels. Here the batch mean is taken instead of
+    the sum, so that the weight of the loss does not depend on the batch size.
+    """
+    features, centres, soft_target = features.float(), centres.float(), soft_target.float()
+    if mode == "mix":
+        return 0.5 * (features - soft_target @ centres).pow(2).sum(dim=1).mean()
+    if mode == "sum":
+        distances = torch.cdist(features, centres).pow(2)  # (B, K)
+        return 0.5 * (soft_target * distances).sum(dim=1).mean()
+    raise ValueError(f"centre loss mode must be one of {', '.join(CENTRE_MODES)}, got {mode!r}")
+
+
+class CentreLoss(torch.nn.Module):
+    """The learned class centres c_k (K, D) of :func:`centre_loss`, trained by the same optimiser as
+    the model (Wen et al. update them with their own rate α; a gradient step on the loss is that
+    update with α set by the optimiser). Centres start at small random values."""
+
+    def __init__(self, n_classes: int, dim: int, mode: str = "mix") -> None:
+        super().__init__()
+        if mode not in CENTRE_MODES:
+            raise ValueError(f"centre loss mode must be one of {', '.join(CENTRE_MODES)}, got {mode!r}")
+        self.mode = mode
+        self.centres = torch.nn.Parameter(0.01 * torch.randn(n_classes, dim))
+
+    def forward(self, features: torch.Tensor, soft_target: torch.Tensor) -> torch.Tensor:
+        return centre_loss(features, self.centres, soft_target, self.mode)

@@ -130,6 +130,8 @@ def predict_system(
     run = RunDir.open(run_dir, system=recipe.system)
     config = run.config(recipe.config_class)
     accelerator = make_accelerator(config)
+    if hasattr(recipe, "setup_run"):
+        recipe.setup_run(run, config, None, accelerator, quiet=quiet)
     model = recipe.build_model(config, run.inventory)
     load_trainable_state(model, run.best_weights)
     model = accelerator.prepare(model)

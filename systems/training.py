@@ -63,6 +63,10 @@ class Recipe(Protocol):
     # soft-label or centre losses); ``out`` is the model's output dict in training mode.
     # Optional: ``prepare(config, train_manifest) -> config`` fills in settings computed from the
     # training data before the run directory is written (DMHA's waveform mean and SD).
+    # Optional: ``setup_run(run, config, train, accelerator, quiet=...)`` runs before ``build_model``
+    # with the run directory: in training (``train`` the training manifest) to do work whose result
+    # the model is built from and the run keeps (continued pre-training), in prediction (``train``
+    # None) to learn where that result is.
 
 
 class Labelled(Dataset):
@@ -310,6 +314,8 @@ def train_system(
         )
         accelerator.wait_for_everyone()
         run = run or RunDir.open(out, system=recipe.system)
+    if hasattr(recipe, "setup_run"):
+        recipe.setup_run(run, config, train, accelerator, quiet=quiet)
     torch.manual_seed(config.seed)
     model = recipe.build_model(config, inventory)
     train_set = Labelled(recipe.dataset(train, config, train=True), y_train)

@@ -7,7 +7,9 @@ import click
 from sermm.cli.common import SermmGroup
 from sermm.cli.system_audio import audio
 from sermm.cli.system_dmha import dmha
+from sermm.cli.system_mixup import mixup
 from sermm.cli.system_text import text
+from sermm.cli.system_w2v2 import w2v2
 
 
 @click.group(cls=SermmGroup)
@@ -24,3 +26,5 @@ def main() -> None:
 main.add_command(audio)
 main.add_command(text)
 main.add_command(dmha)
+main.add_command(mixup)
+main.add_command(w2v2)

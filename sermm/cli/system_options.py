@@ -17,9 +17,9 @@ from sermm.cli.common import check_outputs
 from sermm.errors import SermmError
 
 
-def train_options(func: Callable) -> Callable:
+def train_options(func: Callable, *, dev_required: bool = True) -> Callable:
     """--train, --dev (and their MSP splits), --backbone, --out, --task, --finetune, --config, --set,
-    --resume, --quiet."""
+    --resume, --quiet. With ``dev_required=False`` --dev may be left out (``--folds`` needs none)."""
     options = [
         click.option(
             "--train",
@@ -31,9 +31,10 @@ def train_options(func: Callable) -> Callable:
         click.option(
             "--dev",
             "dev",
-            required=True,
+            required=dev_required,
             type=click.Path(dir_okay=False),
-            help="Development manifest: scored each epoch to choose the best model.",
+            help="Development manifest: scored each epoch to choose the best model"
+            + ("." if dev_required else "; with --folds optional (default: part of each fold's training)."),
         ),
         click.option(
             "--train-split",
@@ -210,3 +211,83 @@ def run_predict(
     click.echo(f"wrote {result.rows:,} rows ({', '.join(result.columns)}): {result.output} (+ .meta.json)")
     if result.embeddings:
         click.echo(f"wrote embeddings: {result.embeddings} (+ .meta.json)")
+
+
+def fold_options(func: Callable) -> Callable:
+    """--folds COLUMN and --fold-dev-every N (leave-one-group-out cross-validation)."""
+    options = [
+        click.option(
+            "--folds",
+            default=None,
+            metavar="COLUMN",
+            help="Leave-one-group-out cross-validation over the --train manifest's COLUMN (speaker, "
+            "session, ...): one run per group in OUT/fold-<group>, the group scored by it; OUT/cv.csv "
+            "pools the held-out posteriors, OUT/cv.json holds WA and UA per fold and pooled.",
+        ),
+        click.option(
+            "--fold-dev-every",
+            type=click.IntRange(min=2),
+            default=10,
+            show_default=True,
+            metavar="N",
+            help="With --folds and no --dev: every N-th training row of a fold is held out of its "
+            "training to choose the epoch (the held-out group never is).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def run_folds(
+    recipe_path: str,
+    opts: dict[str, Any],
+    *,
+    manifest_kwargs: dict[str, Any] | None = None,
+    config_given: dict[str, Any] | None = None,
+    skip_bad: bool = False,
+) -> None:
+    """Leave-one-group-out cross-validation of a recipe over ``--folds COLUMN`` of ``--train``."""
+    from sermm.systems.config import load_config
+    from sermm.systems.folds import cross_validate, read_groups
+    from sermm.systems.manifest import read_manifest
+
+    recipe = load_recipe(recipe_path)
+    config = load_config(
+        recipe.config_class,
+        opts["config_path"],
+        opts["sets"],
+        backbone=opts["backbone"],
+        task=opts["task"],
+        **(config_given or {}),
+    )
+    if not config.backbone:
+        raise SermmError("no backbone: pass --backbone ID_OR_DIR (or set backbone: in --config)")
+    if hasattr(recipe, "check_config"):
+        recipe.check_config(config)
+    manifest_kwargs = manifest_kwargs or {}
+    train = read_manifest(opts["train"], need=recipe.need, split=opts["train_split"], **manifest_kwargs)
+    read_groups(train, opts["folds"])  # a missing or empty column is an error before the audio checks
+    train = recipe.validate(train, skip_bad=skip_bad)
+    groups = read_groups(train, opts["folds"])  # of the rows --skip-bad left
+    dev = None
+    if opts.get("dev"):
+        dev = read_manifest(opts["dev"], need=recipe.need, split=opts["dev_split"], **manifest_kwargs)
+        dev = recipe.validate(dev, skip_bad=skip_bad)
+    result = cross_validate(
+        recipe,
+        config,
+        train,
+        groups,
+        opts["out"],
+        dev=dev,
+        dev_every=opts["fold_dev_every"],
+        resume=opts["resume"],
+        quiet=opts["quiet"],
+    )
+    if not result.main_process:
+        return
+    report = result.report
+    for name, m in [*(("fold " + g, m) for g, m in report["folds"].items()), ("pooled", report["pooled"])]:
+        click.echo(f"{name}: n {m['n']}, WA {m['wa']:.4f}, UA {m['ua']:.4f}, macro-F1 {m['macro_f1']:.4f}")
+    click.echo(f"wrote {result.out / 'cv.csv'} (+ .meta.json) and {result.out / 'cv.json'}")

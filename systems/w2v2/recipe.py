@@ -1,0 +1,191 @@
+"""The wav2vec 2.0 fine-tuning strategies as a recipe of the shared loop (``sermm-system w2v2``).
+
+Every strategy ends in the same downstream model, V-FT's: the backbone's last-layer frames,
+averaged over the real frames, → ReLU → a linear output layer. TAPT and P-TAPT first continue
+pre-training on the training manifest's audio (:mod:`.pretrain`) and write the result into the run
+directory as ``RUN_DIR/pretrained/model.safetensors`` (with ``log.jsonl``); the downstream model
+starts from it, and prediction rebuilds the backbone from it before loading the fine-tuned weights.
+A resumed run keeps the pre-training it has.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from sermm.atomic import atomic_path
+from sermm.errors import SermmError
+from sermm.systems.audio.model import average_windows
+from sermm.systems.audio.utterance import UtteranceConfig, UtteranceRecipe, load_waveform_backbone
+from sermm.systems.manifest import Inventory, Manifest
+from sermm.systems.pooling import masked_mean
+from sermm.systems.w2v2 import STRATEGIES
+
+#: Where a TAPT / P-TAPT run keeps its continued-pre-training weights.
+PRETRAINED = Path("pretrained") / "model.safetensors"
+
+
+@dataclass
+class W2V2Config(UtteranceConfig):
+    """A wav2vec 2.0 fine-tuning run. The strategies, the V-FT head, the contrastive TAPT objective and
+    the k-means masked prediction of P-TAPT are the paper's; the rates and sizes are sermm's defaults
+    (the span masks are wav2vec 2.0's pre-training ones)."""
+
+    backbone: str = "facebook/wav2vec2-base"
+    strategy: str = "v-ft"
+    optimizer: str = "adamw"
+    lr: float = 5e-5
+    epochs: int = 15
+    batch_size: int = 8
+    effective_batch: int = 32
+    #: Continued pre-training (tapt, p-tapt): epochs over the training audio, optional step cap, rate.
+    pretrain_epochs: int = 5
+    pretrain_steps: int = 0
+    pretrain_lr: float = 5e-5
+    #: Span masking of pre-training: the share of frames that start a span, and the span length.
+    mask_time_prob: float = 0.65
+    mask_time_length: int = 10
+    #: TAPT: Gumbel-softmax temperature of the quantiser, decayed per step from max to min.
+    gumbel_max: float = 2.0
+    gumbel_min: float = 0.5
+    gumbel_decay: float = 0.999995
+    #: P-TAPT: k-means clusters (the pseudo-label inventory) and the hidden state clustered (−1: last).
+    clusters: int = 64
+    kmeans_layer: int = -1
+
+    def check(self) -> None:
+        super().check()
+        if self.strategy not in STRATEGIES:
+            raise SermmError(
+                f"config: strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
+            )
+        for key in ("pretrain_epochs", "mask_time_length"):
+            if getattr(self, key) < 1:
+                raise SermmError(f"config: {key} must be at least 1, got {getattr(self, key)}")
+        if self.clusters < 2:
+            raise SermmError(f"config: clusters must be at least 2, got {self.clusters}")
+        if self.pretrain_steps < 0:
+            raise SermmError(f"config: pretrain_steps must not be negative, got {self.pretrain_steps}")
+        if self.pretrain_lr <= 0:
+            raise SermmError(f"config: pretrain_lr must be positive, got {self.pretrain_lr}")
+        if not 0 < self.mask_time_prob < 1:
+            raise SermmError(f"config: mask_time_prob must lie in (0, 1), got {self.mask_time_prob}")
+        if not 0 < self.gumbel_min <= self.gumbel_max or not 0 < self.gumbel_decay <= 1:
+            raise SermmError("config: gumbel_min ≤ gumbel_max must be positive and gumbel_decay in (0, 1]")
+
+
+class VFTModel(nn.Module):
+    """V-FT: backbone → mean of the last layer's real frames → ReLU (the embedding) → linear."""
+
+    def __init__(self, backbone: nn.Module, n_out: int, config: W2V2Config) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.task = config.task
+        self.frozen_backbone = config.finetune == "frozen"
+        self.dropout = nn.Dropout(config.dropout)
+        self.output = nn.Linear(backbone.hidden_size, n_out)
+
+    def train(self, mode: bool = True) -> VFTModel:
+        super().train(mode)
+        if self.frozen_backbone:
+            self.backbone.model.eval()
+        return self
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        hidden, mask = self.backbone(batch)
+        embedding = torch.relu(masked_mean(hidden, mask))
+        scores = self.output(self.dropout(embedding))
+        owner = batch.get("window_owner")
+        if owner is None:
+            return {"scores": scores, "embedding": embedding}
+        n = int(batch["index"].shape[0])
+        if self.task == "categorical":
+            posteriors = average_windows(torch.softmax(scores.float(), dim=1), owner, n)
+            scores = torch.log(posteriors.clamp(min=torch.finfo(posteriors.dtype).tiny))
+        else:
+            scores = average_windows(scores, owner, n)
+        return {"scores": scores, "embedding": average_windows(embedding, owner, n)}
+
+
+class W2V2Recipe(UtteranceRecipe):
+    """V-FT, TAPT + fine-tuning, P-TAPT + fine-tuning (``--strategy``)."""
+
+    system = "w2v2"
+    need = "path"
+    config_class = W2V2Config
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._run: Path | None = None
+
+    def check_config(self, config: W2V2Config) -> None:
+        """Before anything is written: a wav2vec2-family backbone, and for TAPT a wav2vec2 / XLS-R one
+        (the contrastive objective needs its quantiser)."""
+        super().check_config(config)
+        from sermm.systems.audio.backbones import detect_kind
+
+        kind = detect_kind(config.backbone, config.kind or None)
+        if config.strategy == "tapt" and kind not in ("wav2vec2", "xls-r"):
+            raise SermmError(
+                f"{config.backbone}: tapt continues wav2vec 2.0's contrastive pre-training and needs a "
+                f"wav2vec2 / XLS-R backbone, not {kind} (p-tapt works with any wav2vec2-family one)"
+            )
+
+    def setup_run(
+        self, run: Any, config: W2V2Config, train: Manifest | None, accelerator: Any, *, quiet: bool = False
+    ) -> None:
+        """Training: run the strategy's continued pre-training on ``train``'s audio unless the run
+        has it; prediction (``train`` None): only note the run directory it reads it from."""
+        self._run = Path(run.path)
+        if config.strategy == "v-ft":
+            return
+        path = self._run / PRETRAINED
+        if train is not None and not path.exists():
+            if accelerator.is_main_process:
+                from sermm.systems.audio.backbones import detect_kind, load_features
+                from sermm.systems.w2v2.pretrain import continue_pretraining
+
+                path.parent.mkdir(parents=True, exist_ok=True)
+                log_file = path.parent / "log.jsonl"
+
+                def log(record: dict[str, Any]) -> None:
+                    with open(log_file, "a", encoding="utf-8") as handle:
+                        handle.write(json.dumps(record) + "\n")
+
+                state = continue_pretraining(
+                    config.strategy,
+                    config,
+                    detect_kind(config.backbone, config.kind or None),
+                    self._items(train),
+                    load_features(config.backbone, config.kind or None),
+                    accelerator.device,
+                    log,
+                    quiet=quiet,
+                )
+                with atomic_path(path) as tmp:
+                    save_file(state, str(tmp))
+            accelerator.wait_for_everyone()
+        if not path.exists():
+            raise SermmError(
+                f"{self._run}: a {config.strategy} run without its continued pre-training weights "
+                f"({PRETRAINED})"
+            )
+
+    def build_model(self, config: W2V2Config, inventory: Inventory) -> nn.Module:
+        state, source = None, ""
+        if config.strategy != "v-ft":
+            if self._run is None:
+                raise SermmError(
+                    f"{config.strategy}: the run directory is not known (setup_run() was not called)"
+                )
+            source = str(self._run / PRETRAINED)
+            state = load_file(source)
+        return VFTModel(
+            load_waveform_backbone(config, state=state, source=source), inventory.n_outputs, config
+        )
