@@ -308,7 +308,17 @@ for _spec in FUSERS:
 
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@inputs_option()
+@inputs_option(required=False, help="The systems' score files (CSV or Parquet), in any order: matched to the "
+               "model's systems by sidecar system name, else by file name (split words such as _dev, "
+               "_test left off); refused when neither tells (then use --systems).")
+@click.option(
+    "--systems",
+    "systems",
+    multiple=True,
+    metavar="NAME=FILE",
+    help="Say which file is which of the model's systems (instead of --inputs), e.g. "
+    "--systems words=w_eval.csv chars=c_eval.csv.",
+)
 @click.option(
     "--output",
     "-o",
@@ -330,6 +340,7 @@ for _spec in FUSERS:
 def apply(
     model: str,
     inputs: list[str],
+    systems: tuple[str, ...],
     output: str,
     then: tuple[str, ...],
     labels: str | None,
@@ -340,21 +351,33 @@ def apply(
 ) -> None:
     """Apply a saved fusion model to the evaluation scores of the same systems.
 
-    The inputs are matched to the model's systems by sidecar system name (else by order) and
-    must have its classes. --then runs calibration models on the fused posteriors; the
+    The inputs are matched to the model's systems by sidecar system name, else by file name
+    (words_eval.csv is system words), never silently by position: when neither tells, apply
+    refuses and --systems NAME=FILE says it. The inputs must have the model's classes.
+    --then runs calibration models on the fused posteriors; the
     output and its sidecar are the same as those of sermm-fuse apply followed by
     sermm-calibrate apply. MODEL may also be a chain file (--save-chain).
 
     \b
     Example:
       sermm-fuse apply logreg.json --inputs a_eval.csv t_eval.csv --output fused_eval.csv
+      sermm-fuse apply logreg.json --systems a=audio.csv t=text.csv --output fused_eval.csv
       sermm-fuse apply logreg.json --inputs a_eval.csv t_eval.csv \\
           --then prior.json --output final_eval.csv --save-chain final.json
     """
+    from sermm.fusion.io import parse_systems
+
+    if bool(inputs) == bool(systems):
+        raise SermmError("apply: give the score files with --inputs FILE ... or with --systems NAME=FILE ..."
+                         + (", not both" if inputs else ""))
+    by_name = parse_systems(systems) if systems else None
+    if by_name is not None:
+        inputs = list(by_name.values())
     check_outputs([model, *inputs, *then, labels], {"--output": output, "--save-chain": save_chain})
     chain = Chain.load([model, *then], first="fusion")
     fuser = chain.fuser
-    aligned = chain.read(inputs, scores=scores, on_missing=on_missing)
+    aligned = chain.read(inputs, scores=scores, on_missing=on_missing, systems=by_name)
+    inputs = [t.path for t in aligned.tables]
     out = chain.apply(aligned.tables, inputs)
     rows = None
     if labels:
