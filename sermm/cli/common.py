@@ -241,3 +241,8 @@ def chain_options(func: Callable) -> Callable:
         default=None,
         help="Also save the models applied, in order, as one model file (apply it like any model).",
     )(func)
+
+
+def quiet_option(func: Callable) -> Callable:
+    """``--quiet/-q``: no progress bars (they show only where stderr is a terminal anyway)."""
+    return click.option("--quiet", "-q", is_flag=True, help="No progress bars on stderr.")(func)
