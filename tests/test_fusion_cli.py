@@ -123,9 +123,9 @@ def test_interp_cv_report_and_cv_output(tmp_path):
 
 
 def test_grouped_cv(tmp_path):
-    model = tmp_path / "mean.json"
+    model = tmp_path / "vote.json"
     out = ok(
-        "mean",
+        "vote",
         "--inputs",
         go("words_dev.csv"),
         go("chars_dev.csv"),
@@ -136,16 +136,18 @@ def test_grouped_cv(tmp_path):
         "--save",
         model,
     )
-    assert "fusion-mean (5-fold grouped CV)" in out
+    assert "fusion-vote (5-fold grouped CV)" in out
     assert load_model(model)["fit"]["dev_metrics"]["cv"]["grouped"] is True
     missing = tmp_path / "groups.csv"
     pd.read_csv(go("groups_dev.csv")).iloc[5:].to_csv(missing, index=False)
     line = error(
-        "mean", "--inputs", go("words_dev.csv"), "--labels", go("labels_dev.csv"), "--groups", missing
+        "vote", "--inputs", go("words_dev.csv"), "--labels", go("labels_dev.csv"), "--groups", missing
     )
     assert "no group for 5 id(s) of the inputs" in line
+    # the mean learns nothing: cross-validating it would repeat its dev row, so it has no --cv
+    assert "No such option '--cv'" in run("mean", "--inputs", go("words_dev.csv"), "--cv", "3").output
     assert "--cv/--groups score each fold against the labels" in error(
-        "mean", "--inputs", go("words_dev.csv"), "--cv", "3"
+        "vote", "--inputs", go("words_dev.csv"), "--cv", "3"
     )
 
 

@@ -54,43 +54,54 @@ def main() -> None:
 # --------------------------------------------------------------------------- training
 
 
-TRAINING_OPTIONS = [
-    inputs_option(),
-    labels_option(),
-    score_options,
-    click.option("--save", type=click.Path(dir_okay=False), help="Write the fitted model (JSON)."),
-    click.option(
-        "--output",
-        "-o",
-        type=click.Path(dir_okay=False),
-        help="Write the fused development scores (CSV or Parquet by extension) with a sidecar.",
-    ),
-    click.option(
-        "--report", type=click.Path(dir_okay=False), help="Write a Markdown table of the dev metrics."
-    ),
-    click.option(
-        "--cv",
-        "cv",
-        type=int,
-        default=None,
-        metavar="K",
-        help="Also report K-fold cross-validated metrics (stratified; grouped with --groups).",
-    ),
-    click.option(
-        "--groups",
-        type=click.Path(dir_okay=False),
-        default=None,
-        help="id,group file (speaker or session): cross-validate with grouped folds "
-        "(5 unless --cv says otherwise); also used by --C auto.",
-    ),
-    click.option(
-        "--cv-output",
-        type=click.Path(dir_okay=False),
-        default=None,
-        help="Write the out-of-fold fused development scores (needs --cv or --groups).",
-    ),
-    click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fold shuffle."),
-]
+def training_options(method: str) -> list:
+    """The options a training command shares, as they apply to ``method``: ``mean`` learns
+    nothing, so it has no cross-validation options; only the methods with ``--C auto`` say that
+    the groups serve it too."""
+    options = [
+        inputs_option(),
+        labels_option(),
+        score_options,
+        click.option("--save", "-s", type=click.Path(dir_okay=False), help="Write the fitted model (JSON)."),
+        click.option(
+            "--output",
+            "-o",
+            type=click.Path(dir_okay=False),
+            help="Write the fused development scores (CSV or Parquet by extension) with a sidecar.",
+        ),
+        click.option(
+            "--report", type=click.Path(dir_okay=False), help="Write a Markdown table of the dev metrics."
+        ),
+    ]
+    if method == "mean":
+        return [*options, quiet_option]
+    also = "; also used by --C auto" if method in ("logreg", "lda") else ""
+    return [
+        *options,
+        click.option(
+            "--cv",
+            "cv",
+            type=int,
+            default=None,
+            metavar="K",
+            help="Also report K-fold cross-validated metrics (stratified; grouped with --groups).",
+        ),
+        click.option(
+            "--groups",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="id,group file (speaker or session): cross-validate with grouped folds "
+            f"(5 unless --cv says otherwise){also}.",
+        ),
+        click.option(
+            "--cv-output",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Write the out-of-fold fused development scores (needs --cv or --groups).",
+        ),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fold shuffle."),
+        quiet_option,
+    ]
 
 
 def run_training(fuser: Any, opts: dict[str, Any]) -> None:
@@ -98,6 +109,10 @@ def run_training(fuser: Any, opts: dict[str, Any]) -> None:
     from sermm.fusion.io import metric_names, metrics_table, write_report
 
     method = fuser.method
+    for name in ("cv", "groups", "cv_output"):
+        opts.setdefault(name, None)
+    opts.setdefault("seed", 0)
+    set_quiet(opts.get("quiet", False))
     fuser.validate_params()  # a bad option value is said before anything is read
     outputs = {"--save": opts["save"], "--output": opts["output"], "--cv-output": opts["cv_output"],
                "--report": opts["report"]}
@@ -140,7 +155,7 @@ def run_training(fuser: Any, opts: dict[str, Any]) -> None:
     written = (("model", opts["save"]), ("output", opts["output"]), ("cv output", opts["cv_output"]))
     for label, path in written:
         if path:
-            click.echo(f"{label}: {path}")
+            click.echo(f"{label}: {path}" + (f" (+ {path}.meta.json)" if label != "model" else ""))
     if opts["report"]:
         notes = [
             "Fit-on-all numbers are optimistic: the fuser was fitted on these labels."
@@ -218,9 +233,11 @@ FUSERS = [
         ],
         """Multinomial logistic regression on the systems' concatenated log-posteriors.
 
-    L2-regularised (lbfgs). --C auto picks C from 1e-3..1e3 by (grouped) cross-validated
-    cross-entropy. The prior of the dev labels is recorded in the model and in the output's
-    sidecar (train_prior) so that sermm-calibrate prior can rebalance it.
+    L2-regularised, fitted by L-BFGS in numpy (scikit-learn's model and objective, which the
+    tests check against it). --C auto picks C from 1e-3..1e3 by 5-fold (grouped with --groups)
+    cross-validated cross-entropy, warm-starting along the C path; a progress bar on stderr
+    shows each fold and C (-q hides it). The prior of the dev labels is recorded in the model
+    and in the output's sidecar (train_prior) so that sermm-calibrate prior can rebalance it.
 
     \b
     Example:
@@ -298,7 +315,7 @@ def _add_fusion_command(spec: MethodSpec) -> None:
         params = {name: opts.pop(name) for name in spec.params}
         run_training(registered("fusion")[spec.method](**params), opts)
 
-    main.add_command(method_command(spec, TRAINING_OPTIONS, command))
+    main.add_command(method_command(spec, training_options(spec.method), command))
 
 
 for _spec in FUSERS:
@@ -464,6 +481,7 @@ def apply(
     click.echo(
         f"{fuser.method} ({model}): {len(inputs)} systems, {len(out.table):,} rows -> {output}"
         + (f" (then {', '.join(then)})" if then else "")
+        + (f" (+ {output}.meta.json)" if out.decisions is None else " (decisions id,label)")
     )
     if rows is not None:
         from sermm.fusion.base import evaluate
