@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from sermm.formats import options
 from sermm.fusion.base import Fuser
 from sermm.metrics import DEV_METRICS, METRICS
 from sermm.tables import (
+    _stem,
     check_ids,
     find_id_column,
     read_arrow,
@@ -70,16 +72,97 @@ def metric_names(kind: str, columns: list[str]) -> dict[str, str]:
     return {key: METRICS[key].title for key in DEV_METRICS}
 
 
+#: Split names a file name may carry beside the system's name (``words_dev.csv``, ``a-eval.csv``).
+SPLIT_WORDS = ("dev", "development", "devel", "eval", "evaluation", "test", "test1", "test2", "test3",
+               "train", "training", "valid", "validation", "val")
+
+
+def bare_name(name: str) -> str:
+    """A system or file name without a split word at its start or end: ``words_dev`` -> ``words``,
+    ``dev.a`` -> ``a`` (case-insensitive)."""
+    parts = re.split(r"([_.\-])", name.lower())
+    if len(parts) >= 3 and parts[-1] in SPLIT_WORDS:
+        parts = parts[:-2]
+    elif len(parts) >= 3 and parts[0] in SPLIT_WORDS:
+        parts = parts[2:]
+    return "".join(parts)
+
+
+def parse_systems(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """``--systems name=file ...`` as ``{name: file}``; a malformed or repeated pair is an error."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise SermmError(f"--systems {pair}: expected NAME=FILE (e.g. --systems words=words_eval.csv)")
+        if name.strip() in out:
+            raise SermmError(f"--systems: system '{name.strip()}' is given twice")
+        out[name.strip()] = path.strip()
+    return out
+
+
+def order_by_system(tables: list, systems: list[str], source: str, by_sidecar: bool) -> list:
+    """Put ``tables`` in the order of the model's ``systems``, or refuse when that cannot be known.
+
+    Every input is named by its sidecar's system (when the model was named by sidecars too),
+    else by its file name; a name matches a system exactly, or once split words (``_dev``,
+    ``_test``, ...) are left off both. Without a match for every input, order would be a guess,
+    and a swapped guess fuses silently wrong scores: refuse, and point to ``--systems``.
+    """
+    if len(systems) == 1:
+        return tables
+    named = [t.sidecar.system if by_sidecar and t.sidecar is not None and t.sidecar.system else None
+             for t in tables]
+    if all(named):
+        for table, name in zip(tables, named, strict=True):
+            if name not in systems:
+                raise SermmError(
+                    f"{table.path}: system '{name}' is not one {source} was trained on ({', '.join(systems)})"
+                )
+        if sorted(named) != sorted(systems):
+            raise SermmError(
+                f"{source}: trained on systems {', '.join(systems)}, the inputs are {', '.join(named)}"
+            )
+        return [tables[named.index(s)] for s in systems]
+    names = [name or _stem(t.path or t.system) for t, name in zip(tables, named, strict=True)]
+    for key in (lambda x: x, bare_name):
+        wanted = [key(s) for s in systems]
+        found = [key(n) for n in names]
+        if len(set(wanted)) == len(wanted) and sorted(found) == sorted(wanted):
+            return [tables[found.index(w)] for w in wanted]
+    pairs = " ".join(f"{s}=FILE" for s in systems)
+    raise SermmError(
+        f"{source}: cannot tell which input is which system: the inputs ({', '.join(names)}) carry no "
+        f"sidecar naming them and their file names do not match the model's systems "
+        f"({', '.join(systems)}); say it with --systems {pairs}"
+    )
+
+
 def read_for_fuser(
-    paths: list[str], fuser: Fuser, source: str, *, scores: str = "auto", on_missing: str = "error"
+    paths: list[str], fuser: Fuser, source: str, *, scores: str = "auto", on_missing: str = "error",
+    systems_by_name: dict[str, str] | None = None,
 ) -> Aligned:
     """Read evaluation inputs for a fitted fuser, check them against it, align them by id.
 
-    The inputs must be the systems the fuser was trained on: matched by sidecar system name
-    when the model and every input carry one (any order), else by file order. Their classes
-    (or attributes, or embedding sizes) must be the fuser's. ``source`` names the model in errors.
+    The inputs must be the systems the fuser was trained on, in any order: ``systems_by_name``
+    (``--systems name=file``) says which file is which; else each input is matched by its
+    sidecar's system name, or by its file name (:func:`order_by_system`), and refused when
+    neither tells. Their classes (or attributes, or embedding sizes) must be the fuser's.
+    ``source`` names the model in errors.
     """
     systems = list(fuser.systems_)
+    if systems_by_name is not None:
+        unknown = [name for name in systems_by_name if name not in systems]
+        if unknown:
+            raise SermmError(
+                f"--systems {unknown[0]}=...: {source} has no system '{unknown[0]}' "
+                f"(its systems are: {', '.join(systems)})"
+            )
+        absent = [name for name in systems if name not in systems_by_name]
+        if absent:
+            raise SermmError(f"--systems: no file for system '{absent[0]}' of {source} "
+                             f"(give one for each of: {', '.join(systems)})")
+        paths = [systems_by_name[name] for name in systems]
     kind = fuser.input_kind_
     if len(paths) != len(systems):
         raise SermmError(
@@ -95,18 +178,8 @@ def read_for_fuser(
             raise SermmError(f"{path} holds {found}s, but {source} fuses {kind} files")
         tables.append(read_scores(path, kind=kind, scores=scores, classes=subset))  # type: ignore[arg-type]
         pa.default_memory_pool().release_unused()  # the reader's scratch memory, before the next file
-    named = [None if t.sidecar is None else t.sidecar.system for t in tables]
-    if fuser.named_by_sidecar_ and all(named):
-        for table, name in zip(tables, named, strict=True):
-            if name not in systems:
-                raise SermmError(
-                    f"{table.path}: system '{name}' is not one {source} was trained on ({', '.join(systems)})"
-                )
-        if sorted(named) != sorted(systems):
-            raise SermmError(
-                f"{source}: trained on systems {', '.join(systems)}, the inputs are {', '.join(named)}"
-            )
-        tables = [tables[named.index(s)] for s in systems]
+    if systems_by_name is None:
+        tables = order_by_system(tables, systems, source, fuser.named_by_sidecar_)
     for j, table in enumerate(tables):
         if kind == "embedding":
             if table.values.shape[1] != fuser.dims_[j]:

@@ -132,11 +132,12 @@ def choose_C(fuser: Fuser, X: Any, y: np.ndarray, groups: np.ndarray | None) -> 
                        why=f"--C auto (picks C by {INNER_FOLDS}-fold inner cross-validation)")
     total = dict.fromkeys(C_GRID, 0.0)  # summed out-of-fold cross-entropy, per C
     bar = progress(total=len(folds) * len(C_GRID), desc=f"{fuser.method}: choosing C")
-    for train, test in folds:
+    for i, (train, test) in enumerate(folds):
         # Along the grid from the most regularised C, each fit starts where the last one ended.
         model = fuser.clone(warm_start=True)
         X_train, X_test = take_rows(X, train), take_rows(X, test)
         for C in C_GRID:
+            bar.set_postfix_str(f"fold {i + 1}/{len(folds)}, C={C:g}", refresh=False)
             model.set_params(C=C).fit(X_train, y[train], None if groups is None else groups[train])
             total[C] += cross_entropy(model.transform(X_test), y[test]) * len(test)
             bar.update()

@@ -124,15 +124,20 @@ class Chain:
         scores: str = "auto",
         classes: list[str] | None = None,
         on_missing: str = "error",
+        systems: dict[str, str] | None = None,
     ) -> Aligned:
         """Read the chain's inputs: the fuser's systems (checked against it and aligned by id), or
-        the one posterior file the calibrators calibrate (``classes`` keeps a subset)."""
+        the one posterior file the calibrators calibrate (``classes`` keeps a subset).
+
+        ``systems`` maps each of the fuser's systems to its file (then ``paths`` is not used);
+        without it, inputs are matched to the systems by sidecar or file name
+        (:func:`sermm.fusion.io.order_by_system`)."""
         fuser = self.fuser
         if fuser is not None:
             from sermm.fusion.io import read_for_fuser
 
             return read_for_fuser(list(paths), fuser, self.sources[0] or fuser.method, scores=scores,
-                                  on_missing=on_missing)
+                                  on_missing=on_missing, systems_by_name=systems)
         if len(paths) != 1:
             raise SermmError(f"calibrators take one posterior file, got {len(paths)}")
         return load_aligned(list(paths), kind="posterior", scores=scores, classes=classes)  # type: ignore[arg-type]

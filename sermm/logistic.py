@@ -19,6 +19,7 @@ same, and L-BFGS needs fewer iterations.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -75,8 +76,11 @@ def fit_logistic(
     ``norm = n`` the mean loss plus ``penalty / n``. ``X`` is the input of the map (see each map),
     ``y`` the class indices, ``weights`` the sample weights; ``start`` is where L-BFGS begins
     (default: the map's ``initial()``).
+
+    BLAS runs on one thread here: the matrices are small (rows x a few dozen features), and
+    OpenBLAS threads cost far more than they save on them, on a loaded machine ~30x more.
     """
-    from scipy.optimize import minimize
+    from scipy.optimize import minimize  # imported before the limit, so that it covers scipy's BLAS too
 
     cols = np.arange(len(y))
     scaled = C * weights
@@ -95,8 +99,25 @@ def fit_logistic(
 
     theta = linear_map.initial() if start is None else start
     options = {"maxiter": max_iter, "ftol": ftol, "gtol": gtol, "maxls": maxls}
-    result = minimize(objective, theta, jac=True, method="L-BFGS-B", options=options)
+    with one_blas_thread():
+        result = minimize(objective, theta, jac=True, method="L-BFGS-B", options=options)
     return Solution(result.x, float(result.fun), int(result.nit), bool(result.success))
+
+
+_CONTROLLER: list = []
+
+
+def one_blas_thread() -> Any:
+    """A context in which every BLAS library loaded so far (numpy's and scipy's) uses one thread.
+
+    The threadpoolctl controller is made once per process (finding the libraries is not free);
+    call this after scipy is imported, so that its BLAS is among them.
+    """
+    from threadpoolctl import ThreadpoolController
+
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
 class LinearMap:

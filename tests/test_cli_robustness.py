@@ -153,7 +153,7 @@ def test_calibrate_apply_refuses_to_overwrite_its_model(files, tmp_path):
 def test_report_submit_data_refuse_to_overwrite_an_input(files, tmp_path):
     intact = [unchanged(files["a"]), unchanged(files["labels"])]
     refused(run(report, "--input", files["a"], "--labels", files["labels"], "--markdown", files["labels"]),
-            "--markdown", "input file")
+            "--report", "input file")
     refused(run(submit, "--input", files["labels"], "--format", "msp-categorical",
                 "--output", files["labels"]), "--output", "input file")
     refused(run(data, "balance", "--labels", files["labels"], "--per-class", 2, "--output", files["labels"]),

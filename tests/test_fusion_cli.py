@@ -123,9 +123,9 @@ def test_interp_cv_report_and_cv_output(tmp_path):
 
 
 def test_grouped_cv(tmp_path):
-    model = tmp_path / "mean.json"
+    model = tmp_path / "vote.json"
     out = ok(
-        "mean",
+        "vote",
         "--inputs",
         go("words_dev.csv"),
         go("chars_dev.csv"),
@@ -136,16 +136,18 @@ def test_grouped_cv(tmp_path):
         "--save",
         model,
     )
-    assert "fusion-mean (5-fold grouped CV)" in out
+    assert "fusion-vote (5-fold grouped CV)" in out
     assert load_model(model)["fit"]["dev_metrics"]["cv"]["grouped"] is True
     missing = tmp_path / "groups.csv"
     pd.read_csv(go("groups_dev.csv")).iloc[5:].to_csv(missing, index=False)
     line = error(
-        "mean", "--inputs", go("words_dev.csv"), "--labels", go("labels_dev.csv"), "--groups", missing
+        "vote", "--inputs", go("words_dev.csv"), "--labels", go("labels_dev.csv"), "--groups", missing
     )
     assert "no group for 5 id(s) of the inputs" in line
+    # the mean learns nothing: cross-validating it would repeat its dev row, so it has no --cv
+    assert "No such option '--cv'" in run("mean", "--inputs", go("words_dev.csv"), "--cv", "3").output
     assert "--cv/--groups score each fold against the labels" in error(
-        "mean", "--inputs", go("words_dev.csv"), "--cv", "3"
+        "vote", "--inputs", go("words_dev.csv"), "--cv", "3"
     )
 
 
@@ -200,19 +202,54 @@ def test_apply_matches_the_model_and_matches_systems_by_name(tmp_path, interp_mo
     assert sidecar.system == "fusion-interp" and sidecar.models == [str(interp_model)]
 
 
-def test_apply_without_sidecars_goes_by_order(tmp_path, interp_model):
+def test_apply_without_sidecars_matches_systems_by_file_name(tmp_path, interp_model):
     for name in ("words_test.csv", "chars_test.csv", "nb_test.csv"):
         shutil.copy(GO / name, tmp_path / name)
+    out, swapped = tmp_path / "fused.csv", tmp_path / "swapped.csv"
+    ok("apply", interp_model, "--inputs",
+       *(tmp_path / n for n in ("words_test.csv", "chars_test.csv", "nb_test.csv")), "--output", out)
+    ok("apply", interp_model, "--inputs",
+       *(tmp_path / n for n in ("nb_test.csv", "words_test.csv", "chars_test.csv")), "--output", swapped)
+    assert np.array_equal(read_posteriors(out).values, read_posteriors(swapped).values)
+    assert read_sidecar(swapped).inputs == [str(tmp_path / n) for n in ("words_test.csv", "chars_test.csv",
+                                                                         "nb_test.csv")]
+
+
+def test_apply_refuses_swapped_inputs_it_cannot_name_and_systems_says_which(tmp_path):
+    # A logreg model on three files without sidecars, named so that nothing ties them to a system.
+    names = {"words": "a", "chars": "b", "nb": "c"}
+    for system, short in names.items():
+        shutil.copy(GO / f"{system}_dev.csv", tmp_path / f"{short}.csv")
+        shutil.copy(GO / f"{system}_test.csv", tmp_path / f"eval{short}.csv")
+    model = tmp_path / "logreg.json"
+    ok("logreg", "--inputs", *(tmp_path / f"{s}.csv" for s in "abc"), "--labels", go("labels_dev.csv"),
+       "--save", model)
+    assert load(model).systems_ == ["a", "b", "c"]
     out = tmp_path / "fused.csv"
-    ok(
-        "apply",
-        interp_model,
-        "--inputs",
-        *(tmp_path / n for n in ("words_test.csv", "chars_test.csv", "nb_test.csv")),
-        "--output",
-        out,
-    )
-    assert out.exists()
+    swapped = [tmp_path / f"eval{s}.csv" for s in "bac"]
+    line = error("apply", model, "--inputs", *swapped, "--output", out)
+    assert "cannot tell which input is which system" in line
+    assert "--systems a=FILE b=FILE c=FILE" in line
+    assert not out.exists()
+    # --systems in any order gives the fusion of the right files
+    right = tmp_path / "right.csv"
+    ok("apply", model, "--systems", f"c={tmp_path / 'evalc.csv'}", f"a={tmp_path / 'evala.csv'}",
+       f"b={tmp_path / 'evalb.csv'}", "--output", right)
+    fuser = load(model)
+    aligned = load_aligned([tmp_path / f"eval{s}.csv" for s in "abc"])
+    expected = fuser.transform([t.values for t in aligned.tables])
+    assert np.allclose(read_posteriors(right).values, expected, atol=1e-12)
+    wrong = fuser.transform([t.values for t in load_aligned(swapped).tables])
+    assert np.abs(wrong - expected).max() > 0.05  # what a silent fusion by position would have given
+    # the dev file names themselves match the model's systems (exactly)
+    ok("apply", model, "--inputs", *(tmp_path / f"{s}.csv" for s in "cab"), "--output", tmp_path / "dev.csv")
+    assert "no system 'd'" in error("apply", model, "--systems", f"d={tmp_path / 'evala.csv'}",
+                                    "--output", out)
+    assert "no file for system 'b'" in error("apply", model, "--systems", f"a={tmp_path / 'evala.csv'}",
+                                             f"c={tmp_path / 'evalc.csv'}", "--output", out)
+    assert "expected NAME=FILE" in error("apply", model, "--systems", "a", "--output", out)
+    assert "not both" in error("apply", model, "--inputs", tmp_path / "evala.csv", "--systems",
+                               f"a={tmp_path / 'evala.csv'}", "--output", out)
 
 
 def test_apply_refuses_other_systems(tmp_path, interp_model):

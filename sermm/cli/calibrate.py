@@ -79,7 +79,8 @@ def write_output(path: str, out: Output) -> None:
     """Write calibrated posteriors with a sidecar, or a decision file ``id,label``."""
     out.write(path)
     what = "decisions" if out.decisions is not None else "calibrated posteriors"
-    click.echo(f"wrote {what} ({len(out.table)} rows): {path}")
+    sidecar = f" (+ {path}.meta.json)" if out.decisions is None else ""
+    click.echo(f"wrote {what} ({len(out.table)} rows): {path}{sidecar}")
 
 
 def finish(data: CalibrationData, calibrator: Any, save: str | None, output: str | None) -> None:
@@ -104,7 +105,8 @@ def finish(data: CalibrationData, calibrator: Any, save: str | None, output: str
 
 def input_option(func: Callable) -> Callable:
     """``--input/-i FILE``: one posterior file."""
-    return click.option("--input", "-i", "input_path", required=True, type=click.Path(dir_okay=False),
+    return click.option("--input", "--inputs", "-i", "input_path", required=True,
+                        type=click.Path(dir_okay=False),
                         help="Posterior file (CSV or Parquet): id + one column per class.")(func)
 
 

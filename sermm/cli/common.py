@@ -18,13 +18,40 @@ from sermm.formats import held_notes, parse_delimiter, reading_options
 #: for :meth:`SermmCommand.invoke` to put them in force.
 READ_OPTIONS_KEY = "sermm.read_options"
 
+#: What every sermm command and group accepts: ``-h`` beside ``--help``.
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from sermm import __version__
+
+    click.echo(f"{ctx.find_root().info_name or 'sermm'} (sermm) {__version__}")
+    ctx.exit()
+
+
+def _with_shared(params: list[click.Parameter] | None) -> list[click.Parameter]:
+    """``params`` plus ``--version`` (eager, like ``--help``), unless a command declares its own."""
+    params = list(params or [])
+    if not any(isinstance(p, click.Option) and "--version" in p.opts for p in params):
+        params.append(click.Option(["--version"], is_flag=True, expose_value=False, is_eager=True,
+                                   callback=_print_version, help="Print the sermm version and exit."))
+    return params
+
 
 class SermmCommand(click.Command):
     """A click command that turns :class:`SermmError` into one line on stderr and exit code 1.
 
     Options declared ``multiple=True`` take several values after one flag
-    (``--inputs a.csv t.csv``), up to the next option, as the README writes them.
+    (``--inputs a.csv t.csv``), up to the next option, as the README writes them. Every
+    command takes ``-h``/``--help`` and ``--version``.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["params"] = _with_shared(kwargs.get("params"))
+        kwargs["context_settings"] = {**CONTEXT, **(kwargs.get("context_settings") or {})}
+        super().__init__(*args, **kwargs)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, _expand_multi(self, args))
@@ -49,9 +76,15 @@ def flag_of(command: click.Command, param: str) -> str:
 
 
 class SermmGroup(click.Group):
-    """A click group whose subcommands are :class:`SermmCommand` s."""
+    """A click group whose subcommands are :class:`SermmCommand` s; it takes ``-h`` and ``--version`` too."""
 
     command_class = SermmCommand
+    group_class = type
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["params"] = _with_shared(kwargs.get("params"))
+        kwargs["context_settings"] = {**CONTEXT, **(kwargs.get("context_settings") or {})}
+        super().__init__(*args, **kwargs)
 
 
 def check_outputs(
@@ -90,9 +123,10 @@ def check_outputs(
 
 
 def inputs_option(required: bool = True, help: str | None = None) -> Callable:
-    """``--inputs A.csv B.csv ...``: one or more score files (space separated)."""
+    """``--inputs A.csv B.csv ...`` (or ``--input``, the same option): one or more score files."""
     return click.option(
         "--inputs",
+        "--input",
         "-i",
         "inputs",
         required=required,
@@ -302,3 +336,8 @@ def chain_options(func: Callable) -> Callable:
         default=None,
         help="Also save the models applied, in order, as one model file (apply it like any model).",
     )(func)
+
+
+def quiet_option(func: Callable) -> Callable:
+    """``--quiet/-q``: no progress bars (they show only where stderr is a terminal anyway)."""
+    return click.option("--quiet", "-q", is_flag=True, help="No progress bars on stderr.")(func)

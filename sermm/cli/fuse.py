@@ -26,6 +26,7 @@ from sermm.cli.common import (
     method_command,
     number_or_auto,
     on_missing_option,
+    quiet_option,
     score_options,
     scores_option,
 )
@@ -33,6 +34,7 @@ from sermm.errors import SermmError
 from sermm.estimator import registered
 from sermm.fitting import fit_fusion
 from sermm.fusion.interp import METRICS as INTERP_OBJECTIVES
+from sermm.progress import set_quiet
 
 
 @click.group(cls=SermmGroup)
@@ -53,44 +55,55 @@ def main() -> None:
 # --------------------------------------------------------------------------- training
 
 
-TRAINING_OPTIONS = [
-    inputs_option(),
-    labels_option(),
-    score_options,
-    click.option("--save", type=click.Path(dir_okay=False), help="Write the fitted model (JSON)."),
-    click.option(
-        "--output",
-        "-o",
-        type=click.Path(dir_okay=False),
-        help="Write the fused development scores (CSV or Parquet by extension) with a sidecar.",
-    ),
-    click.option(
-        "--report", type=click.Path(dir_okay=False), help="Write a Markdown table of the dev metrics."
-    ),
-    click.option(
-        "--cv",
-        "cv",
-        type=int,
-        default=None,
-        metavar="K",
-        help="Also report K-fold cross-validated metrics (stratified; grouped with --groups).",
-    ),
-    click.option(
-        "--groups",
-        type=click.Path(dir_okay=False),
-        default=None,
-        help="id,group file (speaker or session): cross-validate with grouped folds "
-        "(5 unless --cv says otherwise); also used by --C auto.",
-    ),
-    group_column_option,
-    click.option(
-        "--cv-output",
-        type=click.Path(dir_okay=False),
-        default=None,
-        help="Write the out-of-fold fused development scores (needs --cv or --groups).",
-    ),
-    click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fold shuffle."),
-]
+def training_options(method: str) -> list:
+    """The options a training command shares, as they apply to ``method``: ``mean`` learns
+    nothing, so it has no cross-validation options; only the methods with ``--C auto`` say that
+    the groups serve it too."""
+    options = [
+        inputs_option(),
+        labels_option(),
+        score_options,
+        click.option("--save", "-s", type=click.Path(dir_okay=False), help="Write the fitted model (JSON)."),
+        click.option(
+            "--output",
+            "-o",
+            type=click.Path(dir_okay=False),
+            help="Write the fused development scores (CSV or Parquet by extension) with a sidecar.",
+        ),
+        click.option(
+            "--report", type=click.Path(dir_okay=False), help="Write a Markdown table of the dev metrics."
+        ),
+    ]
+    if method == "mean":
+        return [*options, quiet_option]
+    also = "; also used by --C auto" if method in ("logreg", "lda") else ""
+    return [
+        *options,
+        click.option(
+            "--cv",
+            "cv",
+            type=int,
+            default=None,
+            metavar="K",
+            help="Also report K-fold cross-validated metrics (stratified; grouped with --groups).",
+        ),
+        click.option(
+            "--groups",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="id,group file (speaker or session): cross-validate with grouped folds "
+            f"(5 unless --cv says otherwise){also}.",
+        ),
+        group_column_option,
+        click.option(
+            "--cv-output",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Write the out-of-fold fused development scores (needs --cv or --groups).",
+        ),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fold shuffle."),
+        quiet_option,
+    ]
 
 
 def run_training(fuser: Any, opts: dict[str, Any]) -> None:
@@ -98,6 +111,10 @@ def run_training(fuser: Any, opts: dict[str, Any]) -> None:
     from sermm.fusion.io import metric_names, metrics_table, write_report
 
     method = fuser.method
+    for name in ("cv", "groups", "cv_output"):
+        opts.setdefault(name, None)
+    opts.setdefault("seed", 0)
+    set_quiet(opts.get("quiet", False))
     fuser.validate_params()  # a bad option value is said before anything is read
     outputs = {"--save": opts["save"], "--output": opts["output"], "--cv-output": opts["cv_output"],
                "--report": opts["report"]}
@@ -140,7 +157,7 @@ def run_training(fuser: Any, opts: dict[str, Any]) -> None:
     written = (("model", opts["save"]), ("output", opts["output"]), ("cv output", opts["cv_output"]))
     for label, path in written:
         if path:
-            click.echo(f"{label}: {path}")
+            click.echo(f"{label}: {path}" + (f" (+ {path}.meta.json)" if label != "model" else ""))
     if opts["report"]:
         notes = [
             "Fit-on-all numbers are optimistic: the fuser was fitted on these labels."
@@ -218,9 +235,11 @@ FUSERS = [
         ],
         """Multinomial logistic regression on the systems' concatenated log-posteriors.
 
-    L2-regularised (lbfgs). --C auto picks C from 1e-3..1e3 by (grouped) cross-validated
-    cross-entropy. The prior of the dev labels is recorded in the model and in the output's
-    sidecar (train_prior) so that sermm-calibrate prior can rebalance it.
+    L2-regularised, fitted by L-BFGS in numpy (scikit-learn's model and objective, which the
+    tests check against it). --C auto picks C from 1e-3..1e3 by 5-fold (grouped with --groups)
+    cross-validated cross-entropy, warm-starting along the C path; a progress bar on stderr
+    shows each fold and C (-q hides it). The prior of the dev labels is recorded in the model
+    and in the output's sidecar (train_prior) so that sermm-calibrate prior can rebalance it.
 
     \b
     Example:
@@ -298,11 +317,83 @@ def _add_fusion_command(spec: MethodSpec) -> None:
         params = {name: opts.pop(name) for name in spec.params}
         run_training(registered("fusion")[spec.method](**params), opts)
 
-    main.add_command(method_command(spec, TRAINING_OPTIONS, command))
+    main.add_command(method_command(spec, training_options(spec.method), command))
 
 
 for _spec in FUSERS:
     _add_fusion_command(_spec)
+
+
+# --------------------------------------------------------------------------- compare
+
+
+@main.command("compare")
+@inputs_option()
+@labels_option(required=True,
+               help="Dev labels (id,label, or MSP-Podcast's labels_consensus.csv with --split).")
+@score_options
+@click.option("--groups", type=click.Path(dir_okay=False), default=None,
+              help="id,group file (speaker or session): every fold, outer and inner, splits by group.")
+@click.option("--metric", type=click.Choice(["macro-f1", "ua", "ce"]), default="macro-f1", show_default=True,
+              help="What picks the best recipe: macro-F1 or UA of the decisions, or cross-entropy "
+              "of the posteriors (then thresholds, which change only decisions, are not candidates).")
+@click.option("--cv", "cv", type=click.IntRange(2), default=5, show_default=True, metavar="K",
+              help="Outer folds: every row of the table is scored out of fold.")
+@click.option("--inner-cv", type=click.IntRange(2), default=3, show_default=True, metavar="K",
+              help="Inner folds of the nested choice (on each outer training part).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the folds and the bootstrap.")
+@click.option("--n-boot", type=click.IntRange(10), default=1000, show_default=True,
+              help="Bootstrap resamples of the intervals.")
+@click.option("--save", "-s", type=click.Path(dir_okay=False), default=None,
+              help="Save the best recipe, refitted on all dev rows, as one chain model file.")
+@click.option("--report", type=click.Path(dir_okay=False), default=None,
+              help="Also write the table as Markdown.")
+@quiet_option
+def compare_command(inputs: list[str], labels: str, split: str | None, classes: str | None, scores: str,
+                    on_missing: str, groups: str | None, metric: str, cv: int, inner_cv: int, seed: int,
+                    n_boot: int, save: str | None, report: str | None, quiet: bool) -> None:
+    """Compare every fusion recipe under one cross-validation; save the best as one model.
+
+    Every fuser that takes posterior files (interp, mean, logreg, vote; default options)
+    is run alone, chained with prior --uniform (rebalance to a uniform prior, as for a
+    balanced test set) and chained with per-class thresholds, under the same (grouped)
+    K-fold cross-validation. The table gives each recipe's out-of-fold macro-F1, UA and
+    cross-entropy, a bootstrap interval of --metric, each single system for reference, and
+    marks the best with *. The best row is optimistic (it won after seeing every fold); the
+    nested row repeats the choice inside each outer training fold and is the honest estimate
+    of the recipe you will use. --save writes the best recipe refitted on all rows, as one
+    chain model for sermm-fuse apply.
+
+    \b
+    Example:
+      sermm-fuse compare --inputs a_dev.csv t_dev.csv \\
+          --labels labels_consensus.csv --split Development --groups groups.csv --save best.json
+      sermm-fuse apply best.json --inputs a_test.csv t_test.csv --output final.csv
+    """
+    from sermm.align import load_aligned
+    from sermm.atomic import write_text
+    from sermm.compare import compare
+    from sermm.fusion.io import read_groups
+
+    set_quiet(quiet)
+    check_outputs([*inputs, labels, groups], {"--save": save, "--report": report})
+    aligned = load_aligned(inputs, labels, scores=scores, classes=classes, split=split,  # type: ignore[arg-type]
+                           on_missing=on_missing)  # type: ignore[arg-type]
+    if aligned.tables[0].kind != "posterior":
+        raise SermmError(f"compare fuses posterior files, but {inputs[0]} holds {aligned.tables[0].kind}s")
+    group_ids = read_groups(groups, aligned.ids) if groups else None
+    result = compare(aligned.tables, aligned.y(), groups=group_ids, metric=metric, cv=cv, inner=inner_cv,
+                     seed=seed, n_boot=n_boot)
+    click.echo(f"compare: {len(inputs)} systems ({', '.join(aligned.systems)}), "
+               f"{len(aligned.columns)} classes, {len(aligned.ids):,} dev rows")
+    click.echo("")
+    click.echo(result.table(), nl=False)
+    if save:
+        result.save(save)
+        click.echo(f"best recipe ({result.best.name}) refitted on all rows: {save}")
+    if report:
+        write_text(report, f"# Fusion recipes compared\n\n{result.table(markdown=True)}")
+        click.echo(f"report: {report}")
 
 
 # --------------------------------------------------------------------------- apply
@@ -310,7 +401,17 @@ for _spec in FUSERS:
 
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@inputs_option()
+@inputs_option(required=False, help="The systems' score files (CSV or Parquet), in any order: matched to the "
+               "model's systems by sidecar system name, else by file name (split words such as _dev, "
+               "_test left off); refused when neither tells (then use --systems).")
+@click.option(
+    "--systems",
+    "systems",
+    multiple=True,
+    metavar="NAME=FILE",
+    help="Say which file is which of the model's systems (instead of --inputs), e.g. "
+    "--systems words=w_eval.csv chars=c_eval.csv.",
+)
 @click.option(
     "--output",
     "-o",
@@ -332,6 +433,7 @@ for _spec in FUSERS:
 def apply(
     model: str,
     inputs: list[str],
+    systems: tuple[str, ...],
     output: str,
     then: tuple[str, ...],
     labels: str | None,
@@ -342,21 +444,33 @@ def apply(
 ) -> None:
     """Apply a saved fusion model to the evaluation scores of the same systems.
 
-    The inputs are matched to the model's systems by sidecar system name (else by order) and
-    must have its classes. --then runs calibration models on the fused posteriors; the
+    The inputs are matched to the model's systems by sidecar system name, else by file name
+    (words_eval.csv is system words), never silently by position: when neither tells, apply
+    refuses and --systems NAME=FILE says it. The inputs must have the model's classes.
+    --then runs calibration models on the fused posteriors; the
     output and its sidecar are the same as those of sermm-fuse apply followed by
     sermm-calibrate apply. MODEL may also be a chain file (--save-chain).
 
     \b
     Example:
       sermm-fuse apply logreg.json --inputs a_eval.csv t_eval.csv --output fused_eval.csv
+      sermm-fuse apply logreg.json --systems a=audio.csv t=text.csv --output fused_eval.csv
       sermm-fuse apply logreg.json --inputs a_eval.csv t_eval.csv \\
           --then prior.json --output final_eval.csv --save-chain final.json
     """
+    from sermm.fusion.io import parse_systems
+
+    if bool(inputs) == bool(systems):
+        raise SermmError("apply: give the score files with --inputs FILE ... or with --systems NAME=FILE ..."
+                         + (", not both" if inputs else ""))
+    by_name = parse_systems(systems) if systems else None
+    if by_name is not None:
+        inputs = list(by_name.values())
     check_outputs([model, *inputs, *then, labels], {"--output": output, "--save-chain": save_chain})
     chain = Chain.load([model, *then], first="fusion")
     fuser = chain.fuser
-    aligned = chain.read(inputs, scores=scores, on_missing=on_missing)
+    aligned = chain.read(inputs, scores=scores, on_missing=on_missing, systems=by_name)
+    inputs = [t.path for t in aligned.tables]
     out = chain.apply(aligned.tables, inputs)
     rows = None
     if labels:
@@ -369,6 +483,7 @@ def apply(
     click.echo(
         f"{fuser.method} ({model}): {len(inputs)} systems, {len(out.table):,} rows -> {output}"
         + (f" (then {', '.join(then)})" if then else "")
+        + (f" (+ {output}.meta.json)" if out.decisions is None else " (decisions id,label)")
     )
     if rows is not None:
         from sermm.fusion.base import evaluate

@@ -32,6 +32,7 @@ from sermm.report import build_report, load_report_data, render_markdown
     help="Write every number here (all CIs, per-class scores, confusion matrices).",
 )
 @click.option(
+    "--report",
     "--markdown",
     "markdown_path",
     type=click.Path(dir_okay=False),
@@ -78,7 +79,8 @@ def main(
     p-value say whether, e.g., a fusion really beats the best single system.
 
     Rows are matched by id, never by position. The report goes to stdout; --json,
-    --markdown and --plots write files, each whole or not at all.
+    --report (the Markdown, also --markdown) and --plots write files, each whole or not at
+    all, and each named on stderr.
 
     \b
     Examples:
@@ -87,21 +89,26 @@ def main(
       sermm-report --input fused_dev.csv decisions_dev.csv --labels labels_consensus.csv \\
           --split Development --classes angry,sad,happy,surprise,fear,disgust,contempt,neutral
       sermm-report --input examples/emobank/ridge_words_dev.csv \\
-          --labels examples/emobank/labels_dev.csv --n-boot 200 --markdown report.md
+          --labels examples/emobank/labels_dev.csv --n-boot 200 --report report.md
     """
-    outputs = {"--json": json_path, "--markdown": markdown_path}
+    outputs = {"--json": json_path, "--report": markdown_path}
     check_outputs([*inputs, labels], outputs, {"--plots": plots_dir})
     data = load_report_data(
         list(inputs), labels, scores=scores, classes=classes, split=split, on_missing=on_missing
     )
     report = build_report(data, n_boot=n_boot, seed=seed)
     markdown = render_markdown(report)
+    written = []
     if plots_dir is not None:
         from sermm.plots import write_report_plots
 
-        write_report_plots(data, plots_dir)
+        written += [str(p) for p in write_report_plots(data, plots_dir)]
     if json_path is not None:
         write_json(json_path, report)
+        written.append(json_path)
     if markdown_path is not None:
         write_text(markdown_path, markdown)
+        written.append(markdown_path)
     click.echo(markdown, nl=False)
+    for path in written:  # on stderr: stdout is the Markdown report itself
+        click.echo(f"wrote {path}", err=True)

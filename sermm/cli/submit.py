@@ -158,6 +158,7 @@ def _distribution(codes: np.ndarray) -> str:
 @click.command(cls=SermmCommand)
 @click.option(
     "--input",
+    "--inputs",
     "-i",
     "input_path",
     required=True,
