@@ -134,18 +134,11 @@ def load_recipe(path: str) -> Any:
     return getattr(importlib.import_module(module), name)()
 
 
-def run_train(
-    recipe_path: str,
-    opts: dict[str, Any],
-    *,
-    manifest_kwargs: dict[str, Any] | None = None,
-    config_given: dict[str, Any] | None = None,
-    skip_bad: bool = False,
-) -> None:
-    """Read the config and manifests, train, and print where the best model is."""
+def recipe_and_config(
+    recipe_path: str, opts: dict[str, Any], config_given: dict[str, Any] | None
+) -> tuple[Any, Any]:
+    """The recipe and its config (YAML, then the given fields, then --set), checked before any output."""
     from sermm.systems.config import load_config
-    from sermm.systems.manifest import read_manifest
-    from sermm.systems.training import train_system
 
     recipe = load_recipe(recipe_path)
     config = load_config(
@@ -160,6 +153,22 @@ def run_train(
         raise SermmError("no backbone: pass --backbone ID_OR_DIR (or set backbone: in --config)")
     if hasattr(recipe, "check_config"):  # what the config names (backbone, corpora), before any output
         recipe.check_config(config)
+    return recipe, config
+
+
+def run_train(
+    recipe_path: str,
+    opts: dict[str, Any],
+    *,
+    manifest_kwargs: dict[str, Any] | None = None,
+    config_given: dict[str, Any] | None = None,
+    skip_bad: bool = False,
+) -> None:
+    """Read the config and manifests, train, and print where the best model is."""
+    from sermm.systems.manifest import read_manifest
+    from sermm.systems.training import train_system
+
+    recipe, config = recipe_and_config(recipe_path, opts, config_given)
     manifest_kwargs = manifest_kwargs or {}
     train = read_manifest(opts["train"], need=recipe.need, split=opts["train_split"], **manifest_kwargs)
     dev = read_manifest(opts["dev"], need=recipe.need, split=opts["dev_split"], **manifest_kwargs)
@@ -248,23 +257,10 @@ def run_folds(
     skip_bad: bool = False,
 ) -> None:
     """Leave-one-group-out cross-validation of a recipe over ``--folds COLUMN`` of ``--train``."""
-    from sermm.systems.config import load_config
     from sermm.systems.folds import cross_validate, read_groups
     from sermm.systems.manifest import read_manifest
 
-    recipe = load_recipe(recipe_path)
-    config = load_config(
-        recipe.config_class,
-        opts["config_path"],
-        opts["sets"],
-        backbone=opts["backbone"],
-        task=opts["task"],
-        **(config_given or {}),
-    )
-    if not config.backbone:
-        raise SermmError("no backbone: pass --backbone ID_OR_DIR (or set backbone: in --config)")
-    if hasattr(recipe, "check_config"):
-        recipe.check_config(config)
+    recipe, config = recipe_and_config(recipe_path, opts, config_given)
     manifest_kwargs = manifest_kwargs or {}
     train = read_manifest(opts["train"], need=recipe.need, split=opts["train_split"], **manifest_kwargs)
     read_groups(train, opts["folds"])  # a missing or empty column is an error before the audio checks

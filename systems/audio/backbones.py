@@ -18,6 +18,7 @@ import sys
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,6 +67,17 @@ class LoraSettings:
     alpha: int = 32
     dropout: float = 0.05
     targets: tuple[str, ...] | None = None
+
+
+def lora_settings(config: Any) -> LoraSettings:
+    """The LoRA settings of a system config's ``lora_*`` fields (targets: the kind's query and value
+    projections unless given)."""
+    return LoraSettings(
+        rank=config.lora_r,
+        alpha=config.lora_alpha,
+        dropout=config.lora_dropout,
+        targets=tuple(config.lora_targets) or None,
+    )
 
 
 def read_model_type(name_or_path: str | os.PathLike) -> str | None:

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 from sermm.errors import SermmError
 from sermm.systems.audio.augment import AugmentSettings
-from sermm.systems.audio.backbones import LoraSettings
 from sermm.systems.audio.kinds import KINDS, LAYER_MODES, POOLINGS
 from sermm.systems.config import SystemConfig
 
@@ -74,15 +73,6 @@ class AudioConfig(SystemConfig):
                 raise SermmError(f"config: {key} must be positive, got {getattr(self, key)}")
         if not (self.layerdrop == -1 or 0 <= self.layerdrop < 1):
             raise SermmError(f"config: layerdrop must lie in [0, 1) or be -1, got {self.layerdrop}")
-
-    def lora(self) -> LoraSettings:
-        """The LoRA settings (targets: the kind's query and value projections unless given)."""
-        return LoraSettings(
-            rank=self.lora_r,
-            alpha=self.lora_alpha,
-            dropout=self.lora_dropout,
-            targets=tuple(self.lora_targets) or None,
-        )
 
     def augment(self) -> AugmentSettings | None:
         """The augmentation settings, or None when nothing would change (no speeds, no corpora)."""

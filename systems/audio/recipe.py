@@ -9,7 +9,13 @@ from torch import nn
 
 from sermm.errors import SermmError
 from sermm.systems.audio.augment import Augmenter
-from sermm.systems.audio.backbones import check_lora_targets, detect_kind, load_backbone, load_features
+from sermm.systems.audio.backbones import (
+    check_lora_targets,
+    detect_kind,
+    load_backbone,
+    load_features,
+    lora_settings,
+)
 from sermm.systems.audio.config import AudioConfig
 from sermm.systems.audio.data import AudioDataset, AudioItems, batch_lengths
 from sermm.systems.audio.io import AudioInfo, probe_audio
@@ -34,7 +40,7 @@ class AudioRecipe:
             kind=config.kind or None,
             layers=config.layers,
             finetune=config.finetune,
-            lora=config.lora(),
+            lora=lora_settings(config),
             layerdrop=None if config.layerdrop == -1 else config.layerdrop,
             gradient_checkpointing=config.gradient_checkpointing,
         )

@@ -18,10 +18,10 @@ import torch
 from sermm.errors import SermmError
 from sermm.systems.audio.backbones import (
     AudioBackbone,
-    LoraSettings,
     apply_finetuning,
     load_backbone,
     load_features,
+    lora_settings,
 )
 from sermm.systems.audio.data import AudioDataset, batch_lengths
 from sermm.systems.audio.recipe import AudioRecipe
@@ -62,15 +62,6 @@ class UtteranceConfig(SystemConfig):
                 raise SermmError(f"config: {key} must be positive, got {getattr(self, key)}")
         if not (self.layerdrop == -1 or 0 <= self.layerdrop < 1):
             raise SermmError(f"config: layerdrop must lie in [0, 1) or be -1, got {self.layerdrop}")
-
-    def lora(self) -> LoraSettings:
-        """The LoRA settings (targets: the kind's query and value projections unless given)."""
-        return LoraSettings(
-            rank=self.lora_r,
-            alpha=self.lora_alpha,
-            dropout=self.lora_dropout,
-            targets=tuple(self.lora_targets) or None,
-        )
 
 
 def keep_bottom_layers(backbone: AudioBackbone, n: int) -> AudioBackbone:
@@ -122,7 +113,7 @@ def load_waveform_backbone(
     if state is not None:
         load_state_into(backbone, state, source)
     keep_bottom_layers(backbone, config.keep_layers)
-    return apply_finetuning(backbone, config.finetune, config.lora())
+    return apply_finetuning(backbone, config.finetune, lora_settings(config))
 
 
 class UtteranceRecipe(AudioRecipe):
