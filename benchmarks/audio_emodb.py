@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from emodb_common import folds, read_posteriors, run, sermm
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -33,7 +31,6 @@ from sermm.systems.audio.io import read_audio
 from sermm.systems.audio.scratch import save_random_backbone
 
 WORK = Path(__file__).resolve().parent / "_data" / "emodb"
-BIN = Path(sys.executable).parent
 #: The small Wav2Vec2-BERT architecture trained from scratch (the real one: hidden 1024, 24 layers).
 MODEL = dict(
     hidden_size=96,
@@ -61,14 +58,6 @@ SETTINGS = [
 ]
 
 
-def folds(rows: list[dict]) -> list[tuple[str, str]]:
-    """Pairs of one male and one female speaker, in speaker order."""
-    sex = {r["speaker"]: r["sex"] for r in rows}
-    male = sorted(s for s, x in sex.items() if x == "m")
-    female = sorted(s for s, x in sex.items() if x == "f")
-    return list(zip(male, female, strict=True))
-
-
 def write_manifest(path: Path, rows: list[dict], root: Path) -> None:
     with path.open("w", newline="") as handle:
         out = csv.writer(handle)
@@ -94,24 +83,6 @@ def baseline_features(paths: list[Path]) -> np.ndarray:
     return np.array(out)
 
 
-def run(cmd: list[str], log: Path) -> None:
-    """Run a sermm command, its output into ``log``; stop with its tail on failure."""
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    with log.open("a") as handle:
-        handle.write("$ " + " ".join(cmd) + "\n")
-        handle.flush()
-        done = subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env)
-    if done.returncode:
-        tail = log.read_text().splitlines()[-15:]
-        raise SystemExit(f"{cmd[0]} failed ({done.returncode}):\n" + "\n".join(tail))
-
-
-def read_posteriors(path: Path, ids: list[str], classes: list[str]) -> np.ndarray:
-    import pandas as pd
-
-    return pd.read_csv(path).set_index("id").loc[ids][classes].to_numpy()
-
-
 def split_embeddings(path: Path, ids: list[str], test: np.ndarray, fold: Path) -> None:
     """The embedding file of all clips as a_train/a_test.emb.parquet (the training and held-out clips)."""
     import pandas as pd
@@ -119,10 +90,6 @@ def split_embeddings(path: Path, ids: list[str], test: np.ndarray, fold: Path) -
     table = pd.read_parquet(path).set_index("id").loc[ids]
     for part, rows in (("train", ~test), ("test", test)):
         table[rows].reset_index().to_parquet(fold / f"a_{part}.emb.parquet", index=False)
-
-
-def sermm(tool: str, *args: object) -> list[str]:
-    return [str(BIN / tool), *map(str, args)]
 
 
 LABELS = {

@@ -21,21 +21,18 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from emodb_common import folds, read_posteriors, run, sermm
 
 from sermm.metrics import macro_f1, unweighted_accuracy
 
 WORK = Path(__file__).resolve().parent / "_data" / "recipes_emodb"
-BIN = Path(sys.executable).parent
 #: The tiny wav2vec2 architecture every speech recipe starts from (random init): the real
 #: convolutional encoder's kernels and strides (20 ms frames), 64 channels, 3 transformer layers.
 SPEECH = dict(
@@ -171,14 +168,6 @@ RECIPES: list[Recipe] = [
 VOTE = ("dmha-mha-wce", "dmha-sub-focal", "audio-stats")
 
 
-def folds(rows: list[dict]) -> list[tuple[str, str]]:
-    """Pairs of one male and one female speaker, in speaker order (as audio_emodb.py)."""
-    sex = {r["speaker"]: r["sex"] for r in rows}
-    male = sorted(s for s, x in sex.items() if x == "m")
-    female = sorted(s for s, x in sex.items() if x == "f")
-    return list(zip(male, female, strict=True))
-
-
 def write_manifest(path: Path, rows: list[dict], root: Path) -> Path:
     with path.open("w", newline="") as handle:
         out = csv.writer(handle)
@@ -191,27 +180,6 @@ def write_manifest(path: Path, rows: list[dict], root: Path) -> Path:
 def write_labels(path: Path, rows: list[dict]) -> Path:
     path.write_text("id,label\n" + "".join(f"{Path(r['file']).stem},{r['emotion']}\n" for r in rows))
     return path
-
-
-def run(cmd: list[str], log: Path) -> str:
-    """Run a sermm command, its output appended to ``log``; stop with its tail on failure."""
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    with log.open("a") as handle:
-        handle.write("$ " + " ".join(cmd) + "\n" + done.stdout + done.stderr[-4000:])
-    if done.returncode:
-        raise SystemExit(f"{Path(cmd[0]).name} failed ({done.returncode}):\n" + done.stderr[-3000:])
-    return done.stdout
-
-
-def sermm(tool: str, *args: object) -> list[str]:
-    return [str(BIN / tool), *map(str, args)]
-
-
-def read_posteriors(path: Path, ids: list[str], classes: list[str]) -> np.ndarray:
-    import pandas as pd
-
-    return pd.read_csv(path).set_index("id").loc[ids][classes].to_numpy()
 
 
 def take_rows(source: Path, ids: list[str], target: Path) -> Path:
