@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sermm.errors import SermmError
-from sermm.systems.audio.model import average_windows
+from sermm.systems.audio.model import merge_windows
 from sermm.systems.audio.utterance import UtteranceConfig, UtteranceRecipe, load_waveform_backbone
 from sermm.systems.losses import CENTRE_MODES, CentreLoss, soft_kl_divergence
 from sermm.systems.manifest import Inventory
@@ -139,16 +139,10 @@ class MixupModel(nn.Module):
         hidden, _ = self.backbone({"input_values": inputs, "attention_mask": mask})
         feature = torch.relu(self.dense1(self.dropout(hidden[:, 0])))
         scores = self.dense2(self.dropout(feature))
-        out = {"scores": scores, "embedding": feature}
+        out = merge_windows(scores, feature, batch, "categorical")
         if soft is not None:
             out["soft_target"] = soft
             out["centre_loss"] = self.centres(feature, soft)
-        owner = batch.get("window_owner")
-        if owner is not None:
-            n = int(batch["index"].shape[0])
-            posteriors = average_windows(torch.softmax(scores.float(), dim=1), owner, n)
-            out["scores"] = torch.log(posteriors.clamp(min=torch.finfo(posteriors.dtype).tiny))
-            out["embedding"] = average_windows(feature, owner, n)
         return out
 
 

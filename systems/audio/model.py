@@ -27,6 +27,24 @@ def average_windows(values: torch.Tensor, owner: torch.Tensor, n: int) -> torch.
     return sums / counts[:, None]
 
 
+def merge_windows(
+    scores: torch.Tensor, embedding: torch.Tensor, batch: dict[str, torch.Tensor], task: str
+) -> dict[str, torch.Tensor]:
+    """One row per utterance of a batch that may hold several windows of one (``window_owner``):
+    posteriors averaged (returned as their logs) for categorical scores, attributes and embeddings
+    averaged as they are."""
+    owner = batch.get("window_owner")
+    if owner is None:
+        return {"scores": scores, "embedding": embedding}
+    n = int(batch["index"].shape[0])
+    if task == "categorical":
+        posteriors = average_windows(torch.softmax(scores.float(), dim=1), owner, n)
+        scores = torch.log(posteriors.clamp(min=torch.finfo(posteriors.dtype).tiny))
+    else:
+        scores = average_windows(scores, owner, n)
+    return {"scores": scores, "embedding": average_windows(embedding, owner, n)}
+
+
 class AudioModel(nn.Module):
     """A speech emotion model: ``backbone`` frames, pooled over real frames, through the embedding
     layer (dense → ReLU → BatchNorm) into ``n_out`` logits (categorical) or 3 attributes."""
@@ -64,14 +82,4 @@ class AudioModel(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         hidden, mask = self.backbone(batch)
         embedding = self.embedding(self.pooling(hidden, mask))
-        scores = self.output(embedding)
-        owner = batch.get("window_owner")
-        if owner is None:
-            return {"scores": scores, "embedding": embedding}
-        n = int(batch["index"].shape[0])
-        if self.task == "categorical":
-            posteriors = average_windows(torch.softmax(scores.float(), dim=1), owner, n)
-            scores = torch.log(posteriors.clamp(min=torch.finfo(posteriors.dtype).tiny))
-        else:
-            scores = average_windows(scores, owner, n)
-        return {"scores": scores, "embedding": average_windows(embedding, owner, n)}
+        return merge_windows(self.output(embedding), embedding, batch, self.task)

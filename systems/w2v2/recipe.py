@@ -21,7 +21,7 @@ from torch import nn
 
 from sermm.atomic import atomic_path
 from sermm.errors import SermmError
-from sermm.systems.audio.model import average_windows
+from sermm.systems.audio.model import merge_windows
 from sermm.systems.audio.utterance import UtteranceConfig, UtteranceRecipe, load_waveform_backbone
 from sermm.systems.manifest import Inventory, Manifest
 from sermm.systems.pooling import masked_mean
@@ -100,17 +100,7 @@ class VFTModel(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         hidden, mask = self.backbone(batch)
         embedding = torch.relu(masked_mean(hidden, mask))
-        scores = self.output(self.dropout(embedding))
-        owner = batch.get("window_owner")
-        if owner is None:
-            return {"scores": scores, "embedding": embedding}
-        n = int(batch["index"].shape[0])
-        if self.task == "categorical":
-            posteriors = average_windows(torch.softmax(scores.float(), dim=1), owner, n)
-            scores = torch.log(posteriors.clamp(min=torch.finfo(posteriors.dtype).tiny))
-        else:
-            scores = average_windows(scores, owner, n)
-        return {"scores": scores, "embedding": average_windows(embedding, owner, n)}
+        return merge_windows(self.output(self.dropout(embedding)), embedding, batch, self.task)
 
 
 class W2V2Recipe(UtteranceRecipe):
