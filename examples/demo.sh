@@ -36,14 +36,17 @@ sermm-fuse apply $OUT/logreg.json --inputs $SYS_TEST --then $OUT/thresholds.json
 sermm-fuse apply $OUT/logreg3.json --inputs $G/words_test.csv $G/chars_test.csv $G/nb_test.csv \
     --output $OUT/fused3_test.csv
 
-step "5. Report on test: each system beside the fusion, with bootstrap CIs and a paired test"
-sermm-report --input $SYS_TEST $OUT/fused_test.csv $OUT/decisions_test.csv --labels $G/labels_test.csv \
+step "5. Report on test: each system beside the fusion, with bootstrap CIs; the paired test sets the fusion against the best single system"
+sermm-report --input $SYS_TEST $OUT/fused_test.csv --labels $G/labels_test.csv \
     --json $OUT/report_test.json --plots $OUT/plots --n-boot 500
 
 step "5a. What the MiniLM system adds: the fusion of all four against the fusion of the other three"
 sermm-report --input $OUT/fused_test.csv $OUT/fused3_test.csv --labels $G/labels_test.csv --n-boot 500
 
-step "5b. For a balanced test set (Odyssey 2024), rebalance to a uniform prior instead"
+step "5b. What the dev-tuned thresholds do on test: fusion + thresholds against the fusion alone"
+sermm-report --input $OUT/decisions_test.csv $OUT/fused_test.csv --labels $G/labels_test.csv --n-boot 500
+
+step "5c. For a balanced test set (Odyssey 2024), rebalance to a uniform prior instead"
 echo "(GoEmotions test is as unbalanced as train, so here it trades WA and CE for recall of rare classes)"
 sermm-calibrate prior --uniform --input $OUT/fused_test.csv --output $OUT/fused_test_uniform.csv \
     --labels $G/labels_test.csv

@@ -57,6 +57,12 @@ class Recipe:
         """``logreg``, ``logreg + prior --uniform``, ``logreg + thresholds``."""
         return self.fuser + CALIBRATION_TITLES[self.calibration]
 
+    @property
+    def decides(self) -> bool:
+        """Whether the recipe's output is a decision, not posteriors (thresholds; a vote's one-hot
+        rows), so that it has no cross-entropy."""
+        return self.calibration == "thresholds" or self.fuser == "vote"
+
 
 def applicable_fusers(kind: str = "posterior") -> list[str]:
     """The registered fusion methods that fuse ``kind`` files, in registry order."""
@@ -134,9 +140,9 @@ def score(metric: str, y: np.ndarray, P: np.ndarray, decisions: np.ndarray) -> f
 
 
 def candidates(todo: list[Recipe], metric: str) -> list[Recipe]:
-    """The recipes that can be chosen under ``metric``: thresholds change decisions, not posteriors,
-    so under cross-entropy they tie with their fuser alone and are left out."""
-    return [r for r in todo if not (metric == "ce" and r.calibration == "thresholds")]
+    """The recipes that can be chosen under ``metric``: under cross-entropy, those that decide
+    (thresholds, which change decisions and not posteriors; the vote's one-hot rows) are left out."""
+    return [r for r in todo if not (metric == "ce" and r.decides)]
 
 
 def best_of(scores: dict[Recipe, float], metric: str) -> Recipe:
@@ -355,14 +361,14 @@ def compare(
         if got is None:
             continue
         P, D = got
-        decides = recipe.calibration == "thresholds"
+        decides = recipe.decides
         row = Row(recipe.name, _metrics(y, P, D, decides), _interval(metric, y, P, D, n_boot, seed)
                   if not (decides and metric == "ce") else (float("nan"), float("nan")), recipe)
         rows.append(row)
         if recipe in pool:
             scores[recipe] = row.metrics[metric]
     best = best_of(scores, metric)
-    nested_decides = all(r.calibration == "thresholds" for r in chosen)
+    nested_decides = all(r.decides for r in chosen)
     nested = Row("nested CV: the choice made inside each fold",
                  _metrics(y, P_nested, D_nested, nested_decides),
                  _interval(metric, y, P_nested, D_nested, n_boot, seed))

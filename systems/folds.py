@@ -225,7 +225,7 @@ def cross_validate(
             system=config.name or out.resolve().name,
             classes=list(columns),
             values="probability",
-            train_prior=inventory.prior(list(columns)),
+            train_prior=inventory.output_prior(list(columns), config.class_weighted),
             inputs=[manifest.source],
             models=[str(out / fold_dir_name(g)) for g, _, _ in folds],
             extra={"model_id": config.backbone, "cross_validation": "leave-one-group-out"},

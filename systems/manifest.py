@@ -283,6 +283,15 @@ class Inventory:
         counts = np.array([self.counts[self.classes.index(c)] for c in classes], dtype=np.float64)
         return {c: float(n) for c, n in zip(classes, counts / counts.sum(), strict=True)}
 
+    def output_prior(self, classes: list[str], class_weighted: bool) -> dict[str, float]:
+        """The prior a trained system's posteriors are under: the training frequencies, or with
+        inverse-frequency class weights (which make every class weigh the same in the loss) uniform
+        over the classes seen in training. ``sermm-calibrate prior`` reads it from the sidecar."""
+        if not class_weighted:
+            return self.prior(classes)
+        seen = np.array([self.counts[self.classes.index(c)] > 0 for c in classes], dtype=np.float64)
+        return {c: float(p) for c, p in zip(classes, seen / seen.sum(), strict=True)}
+
     def encode(self, manifest: Manifest) -> np.ndarray:
         """The labels of ``manifest`` as class indices; a label outside the inventory is an error."""
         manifest.require_targets(self.task)

@@ -184,13 +184,15 @@ def _write_outputs(
     }
     if config.kind:
         extra["kind"] = config.kind
+    if not attributes and config.class_weighted:
+        extra["label_prior"] = inventory.prior(list(columns))  # train_prior is uniform: class weights
     if attributes:
         extra["attributes"] = list(columns)
     sidecar = Sidecar(
         system=run.name,
         classes=None if attributes else list(columns),
         values="regression" if attributes else "probability",
-        train_prior=None if attributes else inventory.prior(columns),
+        train_prior=None if attributes else inventory.output_prior(list(columns), config.class_weighted),
         inputs=[manifest.source],
         models=[str(run.path)],
         extra=extra,

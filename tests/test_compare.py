@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import GO, assert_one_line_error, invoke
@@ -57,6 +58,11 @@ def test_the_same_seed_picks_the_same_recipe_and_the_nested_estimate_is_honest(d
     assert mean_row.metrics["macro-f1"] == pytest.approx(by_hand, abs=1e-12)
     low, high = mean_row.interval
     assert low < by_hand < high
+    # decisions have no cross-entropy: thresholds change only decisions, a vote's rows are one-hot
+    for row in first.rows:
+        if row.recipe is not None and row.recipe.decides:
+            assert np.isnan(row.metrics["ce"]), row.label
+    assert any(row.recipe == Recipe("vote") for row in first.rows)
     table = first.table()
     assert "* " + first.best.name in table and "nested" in table and "optimistic" in table
     assert "honest" in table and "3-fold grouped CV" in table

@@ -250,3 +250,20 @@ def test_two_process_ddp_training_and_sharded_prediction(data, tmp_path):
     assert a.ids.tolist() == b.ids.tolist()
     np.testing.assert_allclose(a.values, b.values, rtol=1e-5, atol=1e-7)
     assert not Path(f"{two}.parts").exists()
+
+
+def test_class_weighted_training_records_a_uniform_prior(data, tmp_path):
+    """Inverse-frequency class weights make every class weigh the same in the loss, so the
+    posteriors are under a uniform prior: the sidecar says so (and keeps the label frequencies
+    apart), and prior --uniform then changes nothing."""
+    run = tmp_path / "run"
+    assert train(data, "roberta", run, "--set", "class_weighted=true").exit_code == 0
+    out = tmp_path / "t_dev.csv"
+    assert cli("text", "predict", run, "--manifest", data["dev"], "-o", out, "-q").exit_code == 0
+    sidecar = read_sidecar(out)
+    labels = [label_of(t) for t in data["texts"][:40]]
+    assert sidecar.train_prior == pytest.approx({c: 1 / len(CLASSES) for c in CLASSES})
+    assert sidecar.extra["label_prior"] == pytest.approx({c: labels.count(c) / 40 for c in CLASSES})
+    uniform = tmp_path / "u.csv"
+    assert cli("prior", "--uniform", "-i", out, "-o", uniform, command=calibrate_cli).exit_code == 0
+    np.testing.assert_allclose(read_scores(uniform).values, read_scores(out).values, atol=1e-9)
