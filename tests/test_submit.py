@@ -1,5 +1,6 @@
 """sermm-submit: MSP-Podcast submission files from posterior, decision and attribute files."""
 
+import gzip
 import io
 import json
 
@@ -51,6 +52,24 @@ def test_posteriors_give_sorted_argmax_codes(tmp_path):
     assert result.exit_code == 0, result.output
     assert out.read_text() == POSTERIOR_SUBMISSION
     assert result.output == f"{out}: 4 rows (msp-categorical); EmoClass counts: A=1 S=1 H=1 N=1\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "read"),
+    [
+        ("submission.csv.gz", lambda p: gzip.decompress(p.read_bytes()).decode()),
+        ("submission.tsv", lambda p: p.read_text().replace("\t", ",")),
+        ("submission.parquet", lambda p: pd.read_parquet(p).to_csv(index=False)),
+    ],
+)
+def test_output_format_follows_the_extension(tmp_path, name, read):
+    """A .csv.gz submission is gzip (not plain text under that name), .tsv is tab-separated."""
+    path = tmp_path / "final.csv"
+    path.write_text(POSTERIORS)
+    out = tmp_path / name
+    result = CliRunner().invoke(main, ["-i", str(path), "--format", "msp-categorical", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert read(out) == POSTERIOR_SUBMISSION
 
 
 def test_parquet_posteriors(tmp_path):

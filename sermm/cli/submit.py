@@ -11,7 +11,7 @@ import pandas as pd
 from sermm.atomic import atomic_path
 from sermm.cli.common import SermmCommand, check_outputs, scores_option, split_option
 from sermm.errors import SermmError
-from sermm.formats import open_text
+from sermm.formats import file_format, open_text
 from sermm.labels import is_label_file, read_labels
 from sermm.msp import BASELINE_ORDER, class_to_code
 from sermm.tables import (
@@ -137,15 +137,27 @@ def check_expected(ids: np.ndarray, expected: np.ndarray, source: str, ids_path:
         raise SermmError(f"{source}: " + "; ".join(problems))
 
 
+def write_submission(path: str | Path, columns: dict[str, np.ndarray]) -> None:
+    """Write the submission atomically, in the given column order: CSV as the challenge asks
+    (unquoted unless a value needs it), or TSV, compressed (``.csv.gz``) or Parquet by extension."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = pd.DataFrame(columns)
+    fmt = file_format(path, writing=True)
+    with atomic_path(path) as tmp:
+        if fmt.parquet:
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+        elif fmt.compression is None:
+            frame.to_csv(tmp, index=False, sep=fmt.delimiter)
+        else:
+            with pa.CompressedOutputStream(str(tmp), fmt.compression) as stream:
+                stream.write(frame.to_csv(index=False, sep=fmt.delimiter).encode())
+
+
 def _first_few(ids: pd.Index) -> str:
     shown = ", ".join(f"'{i}'" for i in ids[:_SHOWN])
     return "e.g. " + shown + (" ..." if len(ids) > _SHOWN else "")
-
-
-def write_submission(path: str | Path, columns: dict[str, np.ndarray]) -> None:
-    """Write the submission CSV atomically, in the given column order, quoting only where needed."""
-    with atomic_path(path) as tmp:
-        pd.DataFrame(columns).to_csv(tmp, index=False)
 
 
 def _distribution(codes: np.ndarray) -> str:
@@ -174,7 +186,8 @@ def _distribution(codes: np.ndarray) -> str:
     help="msp-categorical writes FileName,EmoClass (letter codes); msp-attributes writes "
     "FileName,EmoAct,EmoVal,EmoDom clipped to [1, 7].",
 )
-@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="Submission CSV.")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
+              help="Submission file: CSV (the challenge's), or .tsv, .csv.gz, .parquet by extension.")
 @click.option(
     "--ids",
     "ids_path",
