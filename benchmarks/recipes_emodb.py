@@ -4,8 +4,8 @@ and scores the held-out speakers with ``predict``, on the same leave-two-speaker
 hard vote of three recipes (:data:`VOTE`) through ``sermm-fuse vote``, on their argmax decisions and
 after per-class thresholds (``sermm-calibrate thresholds``), ties to the best selection-set system.
 
-    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/recipes_emodb.py /work/shared/data/emodb \
-        --folds 2 > benchmarks/results/recipes_emodb.txt 2>&1
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/recipes_emodb.py /work/shared/data/emodb \
+        --folds 4 > benchmarks/results/recipes_emodb.txt 2>&1
 
 A recipe is a :class:`Recipe` row: its ``sermm-system`` group and the options of its ``train``
 command (a function of the fold's :class:`Context`: the tiny backbones, the feature cache). Add a row
@@ -74,7 +74,9 @@ class Recipe:
 
 
 def sets(*items: str) -> list[str]:
-    return [a for s in items for a in ("--set", s)]
+    """``--set`` options; a later ``key=value`` replaces an earlier one of the same key."""
+    merged = {item.split("=", 1)[0]: item for item in items}
+    return [a for item in merged.values() for a in ("--set", item)]
 
 
 #: The DMHA settings for 300 clips on a CPU: the paper's head (4 × 512), 2 s crops (EmoDB's clips
@@ -116,6 +118,9 @@ UTTERANCE = [
     "max_train_s=2.0",
     "num_workers=0",
 ]
+#: Label-adaptive mixup: half the batches mixed (mixing every batch of 2 s clips, whose label weights
+#: are all ½, left the from-scratch model predicting one class after 4 epochs), so more epochs.
+MIXUP = ["epochs=12", "hidden_dim=128", "centre_weight=0.01", "mixup_prob=0.5"]
 #: Continued pre-training of TAPT / P-TAPT: one pass over the fold's training audio, short mask spans
 #: (2 s crops are 99 frames).
 PRETRAIN = ["pretrain_epochs=1", "pretrain_lr=5e-4", "mask_time_length=5"]
@@ -153,7 +158,7 @@ RECIPES: list[Recipe] = [
         "mixup",
         "mixup + centre loss (Kang et al.)",
         "mixup",
-        lambda c: [*sets(*UTTERANCE, "hidden_dim=128", "centre_weight=0.01")],
+        lambda c: [*sets(*UTTERANCE, *MIXUP)],
     ),
     Recipe("v-ft", "w2v2 V-FT", "w2v2", lambda c: ["--strategy", "v-ft", *sets(*UTTERANCE)]),
     Recipe("tapt", "w2v2 TAPT + FT", "w2v2", lambda c: ["--strategy", "tapt", *sets(*UTTERANCE, *PRETRAIN)]),
@@ -191,23 +196,12 @@ def take_rows(source: Path, ids: list[str], target: Path) -> Path:
     return target
 
 
-def one_hot(decisions: Path, like: Path, target: Path) -> Path:
-    """A decision file id,label as a one-hot posterior file with ``like``'s columns and sidecar, so
-    that ``sermm-fuse vote`` (which votes the argmax of each input) votes the thresholded decisions."""
-    import pandas as pd
-
-    columns = [c for c in pd.read_csv(like, nrows=0).columns if c != "id"]
-    table = pd.read_csv(decisions)
-    values = (table["label"].to_numpy()[:, None] == np.array(columns)[None, :]).astype(float)
-    pd.DataFrame(values, columns=columns).assign(id=table["id"])[["id", *columns]].to_csv(target, index=False)
-    shutil.copy(f"{like}.meta.json", f"{target}.meta.json")
-    return target
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", type=Path, help="the EmoDB folder (labels.csv, wav/)")
     parser.add_argument("--folds", type=int, default=2, help="run the first N folds (default 2)")
+    parser.add_argument("--fold", type=int, default=None, help="run only fold K (0-based; overrides --folds)")
+    parser.add_argument("--work", type=Path, default=WORK, help=f"working folder (default {WORK})")
     parser.add_argument("--recipes", default=None, help="comma-separated recipe keys (default: all)")
     args = parser.parse_args()
     began = time.perf_counter()
@@ -217,17 +211,18 @@ def main() -> None:
     y = np.array([classes.index(r["emotion"]) for r in rows])
     speakers = np.array([r["speaker"] for r in rows])
     ids = [Path(r["file"]).stem for r in rows]
-    WORK.mkdir(parents=True, exist_ok=True)
-    log = WORK / "commands.log"
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "commands.log"
     log.write_text("")
     from sermm.systems.audio.scratch import save_random_backbone
     from sermm.systems.text.scratch import save_random_bert
 
-    shutil.rmtree(WORK / "cache", ignore_errors=True)
+    shutil.rmtree(work / "cache", ignore_errors=True)
     ctx = Context(
-        speech=save_random_backbone("wav2vec2", WORK / "wav2vec2-scratch", **SPEECH),
-        text=save_random_bert(WORK / "bert-scratch", sorted({r["text"] for r in rows}), **TEXT),
-        cache=WORK / "cache",
+        speech=save_random_backbone("wav2vec2", work / "wav2vec2-scratch", **SPEECH),
+        text=save_random_bert(work / "bert-scratch", sorted({r["text"] for r in rows}), **TEXT),
+        cache=work / "cache",
     )
     print(
         f"EmoDB: {len(rows)} clips, {len(set(speakers))} speakers, {len(classes)} classes; "
@@ -236,7 +231,7 @@ def main() -> None:
         flush=True,
     )
     for r in recipes:
-        print(f"  {r.key}: sermm-system {r.system} train {' '.join(r.options(ctx))}".replace(str(WORK), "…"))
+        print(f"  {r.key}: sermm-system {r.system} train {' '.join(r.options(ctx))}".replace(str(work), "…"))
     print(f"{'held out':<10}{'system':<36}{'UA':>7}{'macro-F1':>10}{'minutes':>9}", flush=True)
     labels = {r.key: r.label for r in recipes}
     labels.update({"vote": "hard vote of 3 (argmax)", "vote-thr": "hard vote of 3 (thresholds)"})
@@ -251,9 +246,11 @@ def main() -> None:
         note = f"  ({used} classes predicted)" if used < len(classes) else ""
         print(f"{name:<10}{labels[key]:<36}{ua:>7.3f}{f1:>10.3f}{took}{note}", flush=True)
 
-    for k, pair in enumerate(folds(rows)[: args.folds]):
+    chosen = list(enumerate(folds(rows)))
+    chosen = chosen[args.fold : args.fold + 1] if args.fold is not None else chosen[: args.folds]
+    for k, pair in chosen:
         test = np.isin(speakers, pair)
-        fold = WORK / f"fold{k}"
+        fold = work / f"fold{k}"
         shutil.rmtree(fold, ignore_errors=True)
         fold.mkdir(parents=True)
         train_rows = [r for r, t in zip(rows, test, strict=True) if not t]
@@ -327,6 +324,8 @@ def main() -> None:
         )
         score("vote", name, y[test], read_posteriors(fold / "vote_test.csv", test_ids, classes).argmax(1))
         # BSC-UPC: per-class thresholds for each system (tuned on the selection clips), then the vote
+        # of the decision files, each named by its system (the name --tie-break refers to)
+        (fold / "decisions").mkdir(exist_ok=True)
         voted = []
         for key in voters:
             run(
@@ -350,21 +349,19 @@ def main() -> None:
                     "-i",
                     fold / f"{key}_test.csv",
                     "-o",
-                    fold / f"{key}_test_decisions.csv",
+                    fold / "decisions" / f"{key}.csv",
                 ),
                 log,
             )
-            voted.append(
-                one_hot(
-                    fold / f"{key}_test_decisions.csv", fold / f"{key}_test.csv", fold / f"{key}_test_thr.csv"
-                )
-            )
+            voted.append(fold / "decisions" / f"{key}.csv")
         run(
             sermm(
                 "sermm-fuse",
                 "vote",
                 "--inputs",
                 *voted,
+                "--classes",
+                ",".join(classes),
                 "--tie-break",
                 best,
                 "--output",

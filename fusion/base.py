@@ -107,6 +107,8 @@ class Fuser(Estimator):
     kinds: ClassVar[tuple[str, ...]] = ("posterior",)
     needs_labels: ClassVar[bool] = True
     why_labels: ClassVar[str] = ""
+    #: Whether decision files (``id,label``) may stand for systems, read as one-hot posteriors.
+    takes_decisions: ClassVar[bool] = False
 
     # ----------------------------------------------------------------- public API
 

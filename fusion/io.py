@@ -14,6 +14,7 @@ from sermm.classes import same_classes
 from sermm.errors import SermmError
 from sermm.formats import options
 from sermm.fusion.base import Fuser
+from sermm.labels import is_label_file, read_decisions_one_hot
 from sermm.metrics import DEV_METRICS, METRICS
 from sermm.tables import (
     _stem,
@@ -173,6 +174,9 @@ def read_for_fuser(
     subset = columns if kind == "posterior" and fuser.class_subset_ else None
     tables = []
     for path in paths:
+        if fuser.takes_decisions and is_label_file(path):
+            tables.append(read_decisions_one_hot(path, columns))
+            continue
         found = sniff_kind(path)
         if found != kind:
             raise SermmError(f"{path} holds {found}s, but {source} fuses {kind} files")

@@ -48,6 +48,7 @@ class VoteFuser(Fuser):
     method = "vote"
     needs_labels = False
     keeps_prior = True
+    takes_decisions = True
     _parameter_constraints = {"tie_break": [Options(None), TEXT]}
 
     def __init__(self, tie_break: str | None = None) -> None:

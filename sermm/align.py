@@ -10,7 +10,7 @@ import numpy as np
 from sermm.classes import class_key, is_non_challenge, same_classes, spelled_as
 from sermm.errors import SermmError
 from sermm.formats import note
-from sermm.labels import LabelTable, read_labels
+from sermm.labels import LabelTable, decision_classes, is_label_file, read_decisions_one_hot, read_labels
 from sermm.tables import IdColumn, Kind, ScoreTable, parse_classes, read_scores
 
 OnMissing = Literal["error", "drop"]
@@ -205,16 +205,27 @@ def load_aligned(
     classes: str | list[str] | None = None,
     split: str | None = None,
     on_missing: OnMissing = "error",
+    decisions: bool = False,
 ) -> Aligned:
     """Read score files and an optional label file, check classes, and align them by id.
 
     When ``classes`` restricts the class set, labels outside it are dropped (that is how
     the O and X classes of MSP-Podcast leave the evaluation); otherwise they are an error.
+    With ``decisions`` (a vote), decision files ``id,label`` among the inputs are read as one-hot
+    posteriors over the score files' classes (or ``classes``, or the decisions' own).
     """
     if not inputs:
         raise SermmError("no input score files given (use --inputs FILE [FILE ...])")
     subset = parse_classes(classes) if isinstance(classes, str) else classes
-    tables = [read_scores(p, kind=kind, scores=scores, classes=subset) for p in inputs]
+    decided = {i for i, p in enumerate(inputs) if decisions and is_label_file(p)}
+    scored = {i: read_scores(p, kind=kind, scores=scores, classes=subset)
+              for i, p in enumerate(inputs) if i not in decided}
+    if decided:
+        first = [i for i in range(len(inputs)) if i in decided]
+        columns = (scored[min(scored)].columns if scored else subset
+                   or decision_classes([inputs[i] for i in first]))
+        scored.update({i: read_decisions_one_hot(inputs[i], list(columns)) for i in first})
+    tables = [scored[i] for i in range(len(inputs))]
     tables = align_columns(tables)
     label_table = read_labels(labels, split=split) if labels else None
     if label_table is not None and subset is not None:

@@ -96,8 +96,15 @@ def fit_fusion(
     from sermm.fusion.cv import cross_val_fuse, make_folds
     from sermm.fusion.io import read_groups
 
+    if not fuser.takes_decisions:
+        from sermm.labels import is_label_file
+
+        decided = next((p for p in inputs if is_label_file(p)), None)
+        if decided is not None:
+            raise SermmError(f"{decided}: holds decisions (id,label), not scores; {fuser.method} fuses "
+                             "posterior files (sermm-fuse vote takes decision files)")
     aligned = load_aligned(inputs, labels, scores=scores, classes=classes, split=split,  # type: ignore[arg-type]
-                           on_missing=on_missing)  # type: ignore[arg-type]
+                           on_missing=on_missing, decisions=fuser.takes_decisions)  # type: ignore[arg-type]
     tables = aligned.tables
     kind = tables[0].kind
     if kind not in fuser.kinds:

@@ -14,6 +14,7 @@ from sermm.tables import (
     ATTRIBUTES,
     EXTRA_COLUMNS,
     MSP_ATTRIBUTE_NAMES,
+    ScoreTable,
     check_ids,
     find_id_column,
     header_names,
@@ -200,3 +201,27 @@ def _decode_msp(codes: np.ndarray, path: Path) -> np.ndarray:
             f"{path}: unknown EmoClass code '{unknown[0]}' (known: {', '.join(CODE_TO_CLASS)})"
         )
     return np.array([CODE_TO_CLASS[u.strip().upper()] for u in uniq], dtype=object)[inverse]
+
+
+def read_decisions_one_hot(path: str | Path, classes: list[str]) -> ScoreTable:
+    """A decision file ``id,label`` as one-hot posterior rows over ``classes``, so that a vote
+    counts each decision as it counts the argmax of a posterior file (BSC-UPC voted their
+    systems' thresholded decisions). A decision outside ``classes`` is an error."""
+    from sermm.sidecar import read_sidecar
+
+    decisions = read_labels(path)
+    values = np.zeros((len(decisions.ids), len(classes)))
+    values[np.arange(len(decisions.ids)), decisions.indices(classes, what="decision")] = 1.0
+    return ScoreTable(decisions.ids, values, list(classes), "posterior", read_sidecar(path), str(path))
+
+
+def decision_classes(paths: list[str | Path]) -> list[str]:
+    """The classes of decision files read without a posterior file beside them: the first one's
+    sidecar ``classes``, else every decision made, sorted."""
+    from sermm.sidecar import read_sidecar
+
+    sidecar = read_sidecar(paths[0])
+    if sidecar is not None and sidecar.classes:
+        return list(sidecar.classes)
+    found = np.concatenate([read_labels(p).require_categorical() for p in paths])
+    return sorted(set(found.astype(str).tolist()))

@@ -291,12 +291,16 @@ FUSERS = [
         """Hard majority vote of the systems' argmax decisions (labels optional).
 
     A tie goes to the --tie-break system (default: best dev macro-F1 with --labels, else the
-    first input). The output holds the vote shares; on tied rows the winner's share is
-    raised by 1e-6 so that the argmax of the file is the vote decision.
+    first input). An input may be a decision file (id,label), e.g. what sermm-calibrate
+    apply writes after per-class thresholds: its decision is its vote. The output holds the
+    vote shares; on tied rows the winner's share is raised by 1e-6 so that the argmax of
+    the file is the vote decision.
 
     \b
-    Example:
+    Examples:
       sermm-fuse vote --inputs a.csv t.csv n.csv --labels dev_labels.csv --output voted.csv
+      sermm-fuse vote --inputs a_decisions.csv t_decisions.csv n_decisions.csv --tie-break a \\
+          --output voted.csv
     """,
     ),
     MethodSpec(
