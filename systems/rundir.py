@@ -38,19 +38,9 @@ VERSION = 1
 WEIGHTS = "model.safetensors"
 
 
-def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The tensors training changes: parameters that require grad, and buffers outside ``backbone``."""
-    parameters = dict(model.named_parameters())
-    return {
-        name: tensor.detach().contiguous().cpu()
-        for name, tensor in model.state_dict().items()
-        if (name in parameters and parameters[name].requires_grad)
-        or (name not in parameters and not name.startswith("backbone."))
-    }
-
-
 def load_trainable_state(model: nn.Module, path: str | Path) -> None:
-    """Load :func:`trainable_state` tensors saved at ``path`` into ``model`` (every key must match)."""
+    """Load the trainable tensors saved at ``path`` (:func:`~sermm.systems.sharded_state.model_state`)
+    into ``model``; every key must match."""
     state = load_file(str(path))
     own = model.state_dict()
     unknown = sorted(set(state) - set(own))
@@ -66,12 +56,6 @@ def load_trainable_state(model: nn.Module, path: str | Path) -> None:
             f"the model's is {tuple(own[bad[0]].shape)}"
         )
     model.load_state_dict(state, strict=False)
-
-
-def save_weights(model: nn.Module, path: Path) -> None:
-    """Write :func:`trainable_state` as safetensors, atomically."""
-    with atomic_path(path) as tmp:
-        save_file(trainable_state(model), str(tmp))
 
 
 class RunDir:
@@ -165,17 +149,23 @@ class RunDir:
         return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
 
     def save_checkpoint(
-        self, epoch: int, model: nn.Module, optimizer: Any, scheduler: Any, state: dict[str, Any], keep: int
+        self,
+        epoch: int,
+        weights: dict[str, torch.Tensor],
+        optimizer: dict[str, Any],
+        scheduler: Any,
+        state: dict[str, Any],
+        keep: int,
     ) -> None:
-        """Write the epoch's checkpoint (weights, optimiser, loop state); keep the newest ``keep``."""
+        """Write the epoch's checkpoint (the trainable ``weights``, the optimiser state of
+        :func:`~sermm.systems.sharded_state.optimizer_state`, the scheduler, the loop state);
+        keep the newest ``keep``."""
         target = self.path / "checkpoints" / f"epoch-{epoch:03d}"
         tmp = target.with_name(target.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        save_file(trainable_state(model), str(tmp / WEIGHTS))
-        torch.save(
-            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt"
-        )
+        save_file(weights, str(tmp / WEIGHTS))
+        torch.save({"optimizer": optimizer, "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
         write_json(tmp / "state.json", {"epoch": epoch, **state})
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
@@ -189,23 +179,24 @@ class RunDir:
             return []
         return sorted(p for p in folder.glob("epoch-[0-9][0-9][0-9]") if (p / "state.json").exists())
 
-    def load_checkpoint(self, model: nn.Module, optimizer: Any, scheduler: Any) -> dict[str, Any]:
-        """Restore the newest checkpoint into the model, optimiser and scheduler; its loop state."""
+    def load_checkpoint(self, model: nn.Module) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Restore the newest checkpoint's weights into the (unwrapped) model; return its loop state
+        and its optimiser and scheduler states (``optimizer``, ``scheduler``), which the loop loads
+        once the optimiser exists, after the model is prepared."""
         found = self.checkpoints()
         if not found:
             raise SermmError(f"{self.path}: no checkpoint to resume from")
         latest = found[-1]
         load_trainable_state(model, latest / WEIGHTS)
         saved = torch.load(latest / "optimizer.pt", weights_only=True, map_location="cpu")
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        return _read_json(latest / "state.json", f"{latest}: no state.json")
+        return _read_json(latest / "state.json", f"{latest}: no state.json"), saved
 
-    def save_best(self, model: nn.Module, state: dict[str, Any]) -> None:
-        """Write the best model so far (weights, then its state.json)."""
+    def save_best(self, weights: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        """Write the best model so far (its trainable ``weights``, then its state.json)."""
         best = self.path / "best"
         best.mkdir(exist_ok=True)
-        save_weights(model, best / WEIGHTS)
+        with atomic_path(best / WEIGHTS) as tmp:
+            save_file(weights, str(tmp))
         write_json(best / "state.json", state)
 
     @property

@@ -31,6 +31,7 @@ from sermm.systems.config import SystemConfig, config_hash
 from sermm.systems.losses import class_weights, neg_mean_ccc, weighted_cross_entropy
 from sermm.systems.manifest import Inventory, Manifest
 from sermm.systems.rundir import RunDir
+from sermm.systems.sharded_state import load_optimizer_state, model_state, optimizer_state, trainable_names
 
 
 class Recipe(Protocol):
@@ -328,17 +329,25 @@ def train_system(
         ShardedBatches(length_batches(train_lengths, max_items=config.batch_size), 0, world, even=True)
     )
     steps_per_epoch = math.ceil(n_batches / accumulate)
+    state = {"best_epoch": 0, "best": None, "stale": 0}
+    saved = None
+    if resume:
+        loop_state, saved = run.load_checkpoint(model)
+        state.update(loop_state)
+    start = int(state.pop("epoch", 0)) + 1
+    names = trainable_names(model)
+    if world > 1 and accelerator.device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    # the optimiser is made after prepare: FSDP replaces the parameters it shards
+    model = accelerator.prepare(model)
+    sharded = accelerator.distributed_type == "FSDP"  # accelerate's DistributedType.FSDP
     optimizer = make_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(config, steps_per_epoch * config.epochs)
     )
-    state = {"best_epoch": 0, "best": None, "stale": 0}
-    if resume:
-        state.update(run.load_checkpoint(model, optimizer, scheduler))
-    start = int(state.pop("epoch", 0)) + 1
-    if world > 1 and accelerator.device.type == "cuda":
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model = accelerator.prepare(model)
+    if saved is not None:
+        load_optimizer_state(model, optimizer, saved["optimizer"], sharded=sharded)
+        scheduler.load_state_dict(saved["scheduler"])
     weight = None
     if config.task == "categorical" and config.class_weighted:
         weight = torch.tensor(
@@ -380,11 +389,13 @@ def train_system(
             state["stale"] += 1
             if config.plateau_patience and state["stale"] % config.plateau_patience == 0:
                 reduce_lr(optimizer, scheduler, config.plateau_factor)
+        # under FSDP every process takes part in gathering the state; the first one writes it
+        weights = model_state(model, names, sharded=sharded)
+        optimizer_saved = optimizer_state(model, optimizer, sharded=sharded)
         if accelerator.is_main_process:
-            bare = accelerator.unwrap_model(model)
             if better:
-                run.save_best(bare, {"epoch": epoch, "metric": key, **metrics})
-            run.save_checkpoint(epoch, bare, optimizer, scheduler, state, config.keep_checkpoints)
+                run.save_best(weights, {"epoch": epoch, "metric": key, **metrics})
+            run.save_checkpoint(epoch, weights, optimizer_saved, scheduler, state, config.keep_checkpoints)
             run.log(
                 {
                     "epoch": epoch,
