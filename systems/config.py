@@ -125,6 +125,8 @@ def _coerce(value: Any, kind: Any, key: str, source: str) -> Any:
         (item,) = typing.get_args(kind) or (str,)
         if isinstance(value, str):
             value = [] if not value.strip() else [v.strip() for v in value.split(",")]
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]  # one number where a list of them goes (``clusters: 64``)
         if not isinstance(value, list):
             raise SermmError(f"{source}: {key} must be a list (or comma-separated), got {value!r}")
         return [_coerce(v, item, key, source) for v in value]

@@ -186,35 +186,82 @@ def items_of(corpus, split="train"):
     return AudioItems(paths, infos)
 
 
-def test_a_ptapt_masked_prediction_step_runs_on_kmeans_targets(corpus, checkpoints):
+def test_a_ptapt_masked_prediction_step_runs_on_kmeans_targets_of_each_cluster_count(corpus, checkpoints):
     from sermm.systems.audio.backbones import load_features
 
     config = W2V2Config(
         backbone=str(checkpoints["wav2vec2"]),
         strategy="p-tapt",
-        clusters=4,
+        clusters=[3, 4],
         batch_size=4,
         max_train_s=1.0,
         mask_time_length=4,
     )
     items, features = items_of(corpus), load_features(config.backbone)
     model = load_ptapt_model(config.backbone, "wav2vec2", config)
-    labels, kmeans = kmeans_targets(model, items, features, config, torch.device("cpu"), quiet=True)
-    for i, row in enumerate(labels):  # one cluster id per real frame of the crop
+    labels, models = kmeans_targets(model, items, features, config, torch.device("cpu"), quiet=True)
+    for i, row in enumerate(labels):  # one cluster id per real frame of the crop and cluster count
         seconds = min(items.infos[i].duration, 1.0)
-        assert len(row) == n_frames(model, round(seconds * 16000)) and set(row) <= set(range(4))
-    assert kmeans.cluster_centers_.shape == (4, SSL["hidden_size"])
-    head = torch.nn.Linear(SSL["hidden_size"], 4)
+        assert row.shape == (n_frames(model, round(seconds * 16000)), 2)
+        assert set(row[:, 0]) <= set(range(3)) and set(row[:, 1]) <= set(range(4))
+    assert [m.cluster_centers_.shape for m in models] == [(3, SSL["hidden_size"]), (4, SSL["hidden_size"])]
+    heads = torch.nn.ModuleList(torch.nn.Linear(SSL["hidden_size"], k) for k in (3, 4))
     rows, inputs = next(crop_batches(items, features, batch_size=4, max_s=1.0, shuffle=False, seed=0))
     target = pad_labels(labels, rows, n_frames(model, inputs["input_values"].shape[1]), torch.device("cpu"))
+    assert target.shape[2] == 2 and (target[..., 0] == -100).equal(target[..., 1] == -100)
     model.train()
-    loss = ptapt_step(model, head, inputs, target, config)
+    torch.manual_seed(0)
+    loss = ptapt_step(model, heads, inputs, target, config)
     assert torch.isfinite(loss) and loss.item() > 0
     loss.backward()
-    assert head.weight.grad.abs().sum() > 0
+    assert all(head.weight.grad.abs().sum() > 0 for head in heads)
     assert model.encoder.layers[0].attention.q_proj.weight.grad.abs().sum() > 0
     assert model.masked_spec_embed.grad.abs().sum() > 0  # masked frames were replaced by the mask vector
     assert model.feature_extractor.conv_layers[0].conv.weight.grad is None  # the CNN stays frozen
+    # the loss is the sum of the heads' losses: each head alone, on the same mask draw
+    parts = []
+    for k in range(2):
+        torch.manual_seed(0)
+        np.random.seed(0)
+        parts.append(ptapt_step(model, heads[k : k + 1], inputs, target[..., k : k + 1], config).item())
+    torch.manual_seed(0)
+    np.random.seed(0)
+    assert ptapt_step(model, heads, inputs, target, config).item() == pytest.approx(sum(parts), rel=1e-5)
+
+
+def test_kmeans_source_is_a_w2v2_runs_finetuned_backbone(corpus, checkpoints, tmp_path):
+    """P-TAPT's first phase as FT-w2v2-ser: the frames clustered come from a model fine-tuned on the
+    emotion labels (a V-FT run), not from the backbone being pre-trained."""
+    from sermm.systems.audio.backbones import load_features
+    from sermm.systems.w2v2.pretrain import kmeans_source
+
+    result = train_cli("w2v2", corpus, checkpoints["wav2vec2"], tmp_path / "vft", *sets("lr=1e-2"))
+    assert result.exit_code == 0, result.output
+    config = W2V2Config(
+        backbone=str(checkpoints["wav2vec2"]), strategy="p-tapt", kmeans_model=str(tmp_path / "vft")
+    )
+    model = load_ptapt_model(config.backbone, "wav2vec2", config)
+    features = load_features(config.backbone)
+    source, _ = kmeans_source(config, model, features, torch.device("cpu"))
+    tuned = load_file(tmp_path / "vft" / "best" / "model.safetensors")
+    key = "encoder.layers.0.attention.q_proj.weight"
+    assert torch.equal(source.state_dict()[key], tuned[f"backbone.model.{key}"])
+    assert not torch.equal(source.state_dict()[key], model.state_dict()[key])  # fine-tuning moved it
+    same, _ = kmeans_source(W2V2Config(backbone=config.backbone), model, features, torch.device("cpu"))
+    assert same is model
+
+
+def test_pretraining_rate_warms_up_then_decays_linearly_to_zero():
+    from sermm.systems.w2v2.pretrain import pretrain_lr_factor
+
+    config = W2V2Config(
+        strategy="tapt", pretrain_schedule="linear", pretrain_warmup_steps=4, pretrain_steps=12
+    )
+    factors = [pretrain_lr_factor(config)(step) for step in range(13)]
+    assert factors[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert factors[4:] == pytest.approx([1 - k / 8 for k in range(9)])
+    constant = pretrain_lr_factor(W2V2Config(strategy="tapt"))
+    assert [constant(s) for s in (0, 5, 10**6)] == [1.0, 1.0, 1.0]
 
 
 def test_a_tapt_step_gives_a_finite_contrastive_loss(corpus, checkpoints):
@@ -237,7 +284,7 @@ def test_a_tapt_step_gives_a_finite_contrastive_loss(corpus, checkpoints):
 def test_each_strategy_trains_two_steps_and_predicts_a_valid_posterior_file(
     corpus, checkpoints, tmp_path, strategy
 ):
-    extra = ("pretrain_steps=2", "pretrain_epochs=1", "clusters=4", "mask_time_length=4")
+    extra = ("pretrain_steps=2", "pretrain_epochs=1", "clusters=4,6", "mask_time_length=4")
     result = train_cli(
         "w2v2", corpus, checkpoints["wav2vec2"], tmp_path / "run", "--strategy", strategy, *sets(*extra)
     )
@@ -306,6 +353,7 @@ def test_bad_input_is_one_line_and_writes_nothing(corpus, checkpoints, tmp_path)
         (("w2v2", corpus, checkpoints["hubert"], out, "--strategy", "tapt"), "needs a wav2vec2 / XLS-R"),
         (("mixup", corpus, checkpoints["hubert"], out, "--set", "centre_mode=max"), "centre_mode"),
         (("w2v2", corpus, checkpoints["hubert"], out, "--set", "clusters=1"), "clusters"),
+        (("w2v2", corpus, checkpoints["hubert"], out, "--set", "pretrain_schedule=linear"), "pretrain_steps"),
         (("mixup", corpus, checkpoints["hubert"], out, "--keep-layers", "5"), "only 2 transformer layers"),
     ]
     for args, fragment in cases:
@@ -346,3 +394,21 @@ def test_bad_input_is_one_line_and_writes_nothing(corpus, checkpoints, tmp_path)
     )
     assert_one_line_error(result, "group 'spk0' held out", "sad")
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "sets_", "expected"),
+    [
+        ("clusters: 64\n", (), [64]),  # one number where a list goes
+        ("clusters: [64, 512, 4096]\n", (), [64, 512, 4096]),
+        ("", ("clusters=64,512,4096",), [64, 512, 4096]),
+        ("", ("clusters=8",), [8]),
+    ],
+)
+def test_cluster_counts_read_as_a_list_from_yaml_and_set(tmp_path, yaml_text, sets_, expected):
+    from sermm.systems.config import load_config
+
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml_text)
+    config = load_config(W2V2Config, path, sets_, strategy="p-tapt")
+    assert config.clusters == expected

@@ -143,6 +143,42 @@ def frame_features(
     return h, frame_mask(model, inputs["attention_mask"], h.shape[1])
 
 
+def kmeans_source(
+    config: Any, model: nn.Module, features: Callable, device: torch.device
+) -> tuple[nn.Module, Callable]:
+    """The model whose frames P-TAPT clusters and its input features: ``model`` itself when
+    ``kmeans_model`` is empty, else that checkpoint, or that ``sermm-system w2v2`` run's fine-tuned
+    backbone. Its frames must be the backbone's (the same convolutional strides)."""
+    if not config.kmeans_model:
+        return model, features
+    from pathlib import Path
+
+    from sermm.systems.audio.backbones import load_backbone
+
+    path = Path(config.kmeans_model)
+    if (path / "run.json").exists():
+        from sermm.systems.rundir import RunDir, load_trainable_state
+        from sermm.systems.w2v2.recipe import W2V2Config, W2V2Recipe
+
+        run = RunDir.open(path, system="w2v2")
+        recipe = W2V2Recipe()
+        source_config = run.config(W2V2Config)
+        recipe.setup_run(run, source_config, None, None)
+        tuned = recipe.build_model(source_config, run.inventory)
+        load_trainable_state(tuned, run.best_weights)
+        backbone = tuned.backbone
+    else:
+        backbone = load_backbone(config.kmeans_model, layers="last", finetune="frozen")
+    source = backbone.base_model.to(device)
+    probe = 3 * 16000
+    if n_frames(source, probe) != n_frames(model, probe):
+        raise SermmError(
+            f"kmeans_model {config.kmeans_model}: {n_frames(source, probe)} frames per 3 s, the backbone "
+            f"{n_frames(model, probe)}; its frame labels would not align"
+        )
+    return source, backbone.features
+
+
 def kmeans_targets(
     model: nn.Module,
     items: AudioItems,
@@ -151,21 +187,22 @@ def kmeans_targets(
     device: torch.device,
     *,
     quiet: bool = False,
-) -> tuple[list[np.ndarray], Any]:
-    """Cluster every real frame of the training crops with ``MiniBatchKMeans(clusters)`` (one streaming
-    pass of ``partial_fit``), then label them (a second pass): each row's frame labels, and the model."""
+) -> tuple[list[np.ndarray], list[Any]]:
+    """Cluster every real frame of the training crops with one ``MiniBatchKMeans`` per count of
+    ``clusters`` (one streaming pass of ``partial_fit``), then label them (a second pass): each
+    row's (frames, counts) labels, and the fitted models."""
     from sklearn.cluster import MiniBatchKMeans
 
-    kmeans = MiniBatchKMeans(
-        n_clusters=config.clusters,
-        batch_size=max(1024, 2 * config.clusters),
-        random_state=config.seed,
-        n_init=3,
-    )
+    counts = list(config.clusters)
+    models = [
+        MiniBatchKMeans(n_clusters=k, batch_size=max(1024, 2 * k), random_state=config.seed, n_init=3)
+        for k in counts
+    ]
+    chunk = max(m.batch_size for m in models)
     model.eval()
     buffer, fitted, total = [], False, 0
     passes = [("k-means fit", True), ("k-means labels", False)]
-    labels: list[np.ndarray] = [np.empty(0, np.int64)] * len(items)
+    labels: list[np.ndarray] = [np.empty((0, len(counts)), np.int64)] * len(items)
     for desc, fitting in passes:
         bar = tqdm(
             crop_batches(
@@ -182,49 +219,73 @@ def kmeans_targets(
             if fitting:
                 buffer.append(h[real].float().cpu().numpy())
                 total += len(buffer[-1])
-                if sum(len(b) for b in buffer) >= kmeans.batch_size:
-                    kmeans.partial_fit(np.concatenate(buffer))
+                if sum(len(b) for b in buffer) >= chunk:
+                    frames = np.concatenate(buffer)
+                    for kmeans in models:
+                        kmeans.partial_fit(frames)
                     buffer, fitted = [], True
             else:
                 for k, i in enumerate(rows):
                     frames = h[k][real[k]].float().cpu().numpy()
-                    labels[int(i)] = kmeans.predict(frames).astype(np.int64)
+                    labels[int(i)] = np.stack([m.predict(frames) for m in models], axis=1).astype(np.int64)
         if fitting and buffer:
             rest = np.concatenate(buffer)
-            if not fitted and len(rest) < config.clusters:
+            if not fitted and len(rest) < max(counts):
                 raise SermmError(
-                    f"p-tapt: {total} training frames for {config.clusters} clusters; lower "
+                    f"p-tapt: {total} training frames for {max(counts)} clusters; lower "
                     "--set clusters or give more audio"
                 )
-            kmeans.partial_fit(rest)
-    return labels, kmeans
+            for kmeans in models:
+                kmeans.partial_fit(rest)
+    return labels, models
 
 
 def ptapt_step(
-    model: nn.Module, head: nn.Module, inputs: dict[str, torch.Tensor], labels: torch.Tensor, config: Any
+    model: nn.Module, heads: nn.ModuleList, inputs: dict[str, torch.Tensor], labels: torch.Tensor, config: Any
 ) -> torch.Tensor:
     """One masked-prediction step's loss (HuBERT's objective on k-means targets): spans of frames are
-    replaced by the mask vector, and the cross-entropy of ``head``'s cluster logits against the
-    frames' cluster ids ``labels`` (B, T; −100 on padding) is averaged over the masked frames."""
+    replaced by the mask vector, and the cross-entropy of each head's cluster logits against the
+    frames' cluster ids ``labels`` (B, T, heads; −100 on padding), averaged over the masked frames,
+    is summed over the heads (one per cluster count, as FT-w2v2-ser does)."""
     values, attention = inputs["input_values"], inputs["attention_mask"]
     t = n_frames(model, values.shape[1])
     real = frame_mask(model, attention, t)
     masked = span_mask(real, config.mask_time_prob, config.mask_time_length)
     hidden = model(values, attention_mask=attention, mask_time_indices=masked).last_hidden_state
-    logits = head(hidden)
-    target = labels.masked_fill(~masked, -100)
-    return F.cross_entropy(
-        logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100
-    )
+    loss = hidden.new_zeros((), dtype=torch.float32)
+    for k, head in enumerate(heads):
+        logits = head(hidden)
+        target = labels[..., k].masked_fill(~masked, -100)
+        loss = loss + F.cross_entropy(
+            logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100
+        )
+    return loss
 
 
 def pad_labels(labels: list[np.ndarray], rows: np.ndarray, n: int, device: torch.device) -> torch.Tensor:
-    """The frame labels of ``rows`` as a (B, n) LongTensor padded (or cut) to ``n`` with −100."""
-    out = torch.full((len(rows), n), -100, dtype=torch.long)
+    """The (frames, heads) labels of ``rows`` as a (B, n, heads) LongTensor padded (or cut) to ``n``
+    frames with −100."""
+    heads = labels[int(rows[0])].shape[1]
+    out = torch.full((len(rows), n, heads), -100, dtype=torch.long)
     for k, i in enumerate(rows):
         row = torch.from_numpy(labels[int(i)][:n])
         out[k, : len(row)] = row
     return out.to(device)
+
+
+def pretrain_lr_factor(config: Any) -> Callable[[int], float]:
+    """The pre-training rate's factor per step: 1 (``constant``), or linear warm-up over
+    ``pretrain_warmup_steps`` then linear decay to 0 at ``pretrain_steps`` (``linear``)."""
+    warmup, total = config.pretrain_warmup_steps, config.pretrain_steps
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if config.pretrain_schedule == "constant":
+            return 1.0
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
 
 
 # ------------------------------------------------------------------------------------------- the loop
@@ -255,12 +316,15 @@ def continue_pretraining(
         labels = None
     else:
         model = load_ptapt_model(config.backbone, kind, config).to(device)
-        labels, _ = kmeans_targets(model, items, features, config, device, quiet=quiet)
-        head = nn.Linear(model.config.hidden_size, config.clusters).to(device)
+        source, source_features = kmeans_source(config, model, features, device)
+        labels, _ = kmeans_targets(source, items, source_features, config, device, quiet=quiet)
+        del source
+        head = nn.ModuleList(nn.Linear(model.config.hidden_size, k) for k in config.clusters).to(device)
     params = [p for p in model.parameters() if p.requires_grad] + (
         [] if head is None else list(head.parameters())
     )
     optimizer = torch.optim.AdamW(params, lr=config.pretrain_lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, pretrain_lr_factor(config))
     step, began = 0, time.perf_counter()
     max_steps = config.pretrain_steps or None
     for epoch in range(1, config.pretrain_epochs + 1):
@@ -297,6 +361,7 @@ def continue_pretraining(
             if config.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
+            scheduler.step()
             step += 1
             total, count = total + loss.item(), count + 1
             bar.set_postfix(loss=f"{total / count:.4f}")

@@ -11,7 +11,7 @@ A resumed run keeps the pre-training it has.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +29,15 @@ from sermm.systems.w2v2 import STRATEGIES
 
 #: Where a TAPT / P-TAPT run keeps its continued-pre-training weights.
 PRETRAINED = Path("pretrained") / "model.safetensors"
+#: Learning-rate schedules of continued pre-training.
+PRETRAIN_SCHEDULES = ("constant", "linear")
 
 
 @dataclass
 class W2V2Config(UtteranceConfig):
     """A wav2vec 2.0 fine-tuning run. The strategies, the V-FT head, the contrastive TAPT objective and
-    the k-means masked prediction of P-TAPT are the paper's; the rates and sizes are sermm's defaults
-    (the span masks are wav2vec 2.0's pre-training ones)."""
+    the k-means masked prediction of P-TAPT are the paper's; the defaults are sermm's, smaller than
+    FT-w2v2-ser's (docs/systems.md gives the command with the repository's settings)."""
 
     backbone: str = "facebook/wav2vec2-base"
     strategy: str = "v-ft"
@@ -48,6 +50,10 @@ class W2V2Config(UtteranceConfig):
     pretrain_epochs: int = 5
     pretrain_steps: int = 0
     pretrain_lr: float = 5e-5
+    #: The pre-training rate's schedule: constant, or linear warm-up over ``pretrain_warmup_steps``
+    #: then linear decay to 0 at the last step (FT-w2v2-ser's; ``linear`` needs ``pretrain_steps``).
+    pretrain_schedule: str = "constant"
+    pretrain_warmup_steps: int = 0
     #: Span masking of pre-training: the share of frames that start a span, and the span length.
     mask_time_prob: float = 0.65
     mask_time_length: int = 10
@@ -55,9 +61,14 @@ class W2V2Config(UtteranceConfig):
     gumbel_max: float = 2.0
     gumbel_min: float = 0.5
     gumbel_decay: float = 0.999995
-    #: P-TAPT: k-means clusters (the pseudo-label inventory) and the hidden state clustered (−1: last).
-    clusters: int = 64
+    #: P-TAPT: k-means cluster counts, one pseudo-label inventory and prediction head each
+    #: (FT-w2v2-ser: 64,512,4096), and the hidden state clustered (−1: the last layer) ...
+    clusters: list[int] = field(default_factory=lambda: [64])
     kmeans_layer: int = -1
+    #: ... of this model: empty for the backbone itself, another wav2vec2-family checkpoint, or a
+    #: ``sermm-system w2v2`` run directory (a model fine-tuned on the emotion labels, whose clusters
+    #: are pseudo emotion labels: the paper's first phase).
+    kmeans_model: str = ""
 
     def check(self) -> None:
         super().check()
@@ -68,10 +79,18 @@ class W2V2Config(UtteranceConfig):
         for key in ("pretrain_epochs", "mask_time_length"):
             if getattr(self, key) < 1:
                 raise SermmError(f"config: {key} must be at least 1, got {getattr(self, key)}")
-        if self.clusters < 2:
-            raise SermmError(f"config: clusters must be at least 2, got {self.clusters}")
-        if self.pretrain_steps < 0:
-            raise SermmError(f"config: pretrain_steps must not be negative, got {self.pretrain_steps}")
+        if not self.clusters or min(self.clusters) < 2:
+            raise SermmError(f"config: clusters must be counts of at least 2, got {self.clusters}")
+        for key in ("pretrain_steps", "pretrain_warmup_steps"):
+            if getattr(self, key) < 0:
+                raise SermmError(f"config: {key} must not be negative, got {getattr(self, key)}")
+        if self.pretrain_schedule not in PRETRAIN_SCHEDULES:
+            raise SermmError(
+                f"config: pretrain_schedule must be one of {', '.join(PRETRAIN_SCHEDULES)}, "
+                f"got {self.pretrain_schedule!r}"
+            )
+        if self.pretrain_schedule == "linear" and not self.pretrain_steps:
+            raise SermmError("config: pretrain_schedule linear decays to 0 at pretrain_steps; set it")
         if self.pretrain_lr <= 0:
             raise SermmError(f"config: pretrain_lr must be positive, got {self.pretrain_lr}")
         if not 0 < self.mask_time_prob < 1:
