@@ -412,3 +412,19 @@ def test_cluster_counts_read_as_a_list_from_yaml_and_set(tmp_path, yaml_text, se
     path.write_text(yaml_text)
     config = load_config(W2V2Config, path, sets_, strategy="p-tapt")
     assert config.clusters == expected
+
+
+def test_shipped_recipe_configs_carry_the_authors_settings():
+    from pathlib import Path
+
+    from sermm.systems.config import load_config
+
+    examples = Path(__file__).resolve().parent.parent / "examples" / "recipes"
+    kang = load_config(MixupConfig, examples / "kang_mixup.yaml")
+    assert (kang.keep_layers, kang.hidden_dim, kang.centre_weight, kang.mixup_prob) == (22, 64, 0.002, 0.5)
+    assert (kang.optimizer, kang.lr, kang.batch_size, kang.max_train_s) == ("adam", 1e-4, 16, 6.25)
+    ft = load_config(
+        W2V2Config, examples / "ftw2v2.yaml", ("clusters=64,512,4096",), strategy="p-tapt"
+    )
+    assert (ft.backbone, ft.lr, ft.effective_batch, ft.epochs) == ("facebook/wav2vec2-base", 1e-4, 64, 15)
+    assert (ft.pretrain_steps, ft.pretrain_warmup_steps, ft.clusters) == (20000, 100, [64, 512, 4096])
