@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import yaml
 
 from sermm.atomic import write_text
-from sermm.errors import SermmError
+from sermm.errors import SermmError, first_line
 
 C = TypeVar("C", bound="SystemConfig")
 
@@ -177,7 +177,7 @@ def load_config(
         except FileNotFoundError:
             raise SermmError(f"{path}: no such file") from None
         except (OSError, yaml.YAMLError) as exc:
-            raise SermmError(f"{path}: not a YAML config ({str(exc).splitlines()[0]})") from None
+            raise SermmError(f"{path}: not a YAML config ({first_line(exc)})") from None
         if doc is None:
             doc = {}
         if not isinstance(doc, dict):

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from sermm.errors import SermmError
+from sermm.errors import SermmError, first_line
 from sermm.systems.audio.augment import Augmenter, AugmentSettings, add_noise, reverberate, speed_perturb
 from sermm.systems.audio.backbones import LayerMix, conv_output_lengths, detect_kind
 from sermm.systems.audio.data import AudioItems
@@ -280,7 +280,9 @@ class FrozenFeatures:
             with _quiet_load_report():
                 self.text_model = AutoModel.from_pretrained(config.text_backbone)
         except (OSError, ValueError, KeyError) as exc:
-            raise SermmError(f"{config.text_backbone}: cannot load the text encoder ({exc})") from None
+            raise SermmError(
+                f"{config.text_backbone}: cannot load the text encoder ({first_line(exc)})"
+            ) from None
         self.text_model.requires_grad_(False)
         self.text_model.to(self.device).eval()
 
@@ -529,7 +531,9 @@ class DMHARecipe:
         try:
             hf = AutoConfig.from_pretrained(config.backbone)
         except (OSError, ValueError, KeyError) as exc:
-            raise SermmError(f"{config.backbone}: cannot read the backbone's config.json ({exc})") from None
+            raise SermmError(
+                f"{config.backbone}: cannot read the backbone's config.json ({first_line(exc)})"
+            ) from None
         return int(hf.hidden_size), int(hf.num_hidden_layers) + 1, hf
 
     def build_model(self, config: DMHAConfig, inventory: Inventory) -> nn.Module:

@@ -354,6 +354,17 @@ def test_bad_input_is_one_line_and_writes_nothing(corpus, checkpoints, tmp_path)
         (("mixup", corpus, checkpoints["hubert"], out, "--set", "centre_mode=max"), "centre_mode"),
         (("w2v2", corpus, checkpoints["hubert"], out, "--set", "clusters=1"), "clusters"),
         (("w2v2", corpus, checkpoints["hubert"], out, "--set", "pretrain_schedule=linear"), "pretrain_steps"),
+        (("w2v2", corpus, checkpoints["hubert"], out, "--set", "kmeans_model=runs/none"), "p-tapt"),
+        (  # a folder that is no model (and no run): one line, before anything is written
+            ("w2v2", corpus, checkpoints["hubert"], out, "--strategy", "p-tapt", "--set",
+             f"kmeans_model={corpus}"),
+            f"{corpus}: model_type None is not a known speech backbone",
+        ),
+        (  # a text model's frames are no speech frames
+            ("w2v2", corpus, checkpoints["hubert"], out, "--strategy", "p-tapt", "--set",
+             f"kmeans_model={make_backbone('w2v-bert', tmp_path)}"),
+            "wav2vec2-family",
+        ),
         (("mixup", corpus, checkpoints["hubert"], out, "--keep-layers", "5"), "only 2 transformer layers"),
     ]
     for args, fragment in cases:

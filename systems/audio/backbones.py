@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sermm.errors import SermmError
+from sermm.errors import SermmError, first_line
 from sermm.systems.audio.features import LogMelFeatures
 from sermm.systems.audio.io import SAMPLE_RATE
 from sermm.systems.audio.kinds import FINETUNE_MODES, KINDS, LAYER_MODES
@@ -87,7 +87,9 @@ def read_model_type(name_or_path: str | os.PathLike) -> str | None:
     try:
         doc, _ = PretrainedConfig.get_config_dict(str(name_or_path))
     except (OSError, ValueError) as exc:
-        raise SermmError(f"{name_or_path}: cannot read the backbone's config.json ({exc})") from None
+        raise SermmError(
+            f"{name_or_path}: cannot read the backbone's config.json ({first_line(exc)})"
+        ) from None
     return doc.get("model_type")
 
 
@@ -316,8 +318,7 @@ def _load_model(kind: str, name_or_path: str | os.PathLike, overrides: dict) -> 
     try:
         return cls.from_pretrained(str(name_or_path), **overrides)
     except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SermmError(f"{name_or_path}: cannot load a {kind} backbone ({first})") from None
+        raise SermmError(f"{name_or_path}: cannot load a {kind} backbone ({first_line(exc)})") from None
 
 
 def check_lora_targets(name_or_path: str | os.PathLike, kind: str, targets: Sequence[str]) -> None:

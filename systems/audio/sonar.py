@@ -28,7 +28,7 @@ from torch import nn
 from transformers import Wav2Vec2BertConfig, Wav2Vec2BertModel
 from transformers.activations import ACT2FN
 
-from sermm.errors import SermmError
+from sermm.errors import SermmError, first_line
 
 #: The ``model_type`` in the ``config.json`` of a converted SONAR speech encoder.
 SONAR_MODEL_TYPE = "sonar-speech-encoder"
@@ -239,7 +239,7 @@ class SonarSpeechEncoder(nn.Module):
         try:
             doc = json.loads(config_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise SermmError(f"{config_path}: cannot read the SONAR config ({exc})") from None
+            raise SermmError(f"{config_path}: cannot read the SONAR config ({first_line(exc)})") from None
         config = SonarSpeechConfig.from_dict(doc, source=str(config_path))
         config.encoder = {**config.encoder, **encoder_overrides}
         model = cls(config)
@@ -268,4 +268,6 @@ def resolve_dir(name_or_path: str | os.PathLike) -> Path:
     try:
         return Path(snapshot_download(str(name_or_path)))
     except Exception as exc:  # noqa: BLE001 - hub errors come in many types; one line for the user
-        raise SermmError(f"{name_or_path}: cannot fetch from the Hugging Face Hub ({exc})") from None
+        raise SermmError(
+            f"{name_or_path}: cannot fetch from the Hugging Face Hub ({first_line(exc)})"
+        ) from None

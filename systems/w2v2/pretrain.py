@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from sermm.errors import SermmError
+from sermm.errors import SermmError, first_line
 from sermm.systems.audio.backbones import conv_output_lengths, lengths_to_mask
 from sermm.systems.audio.data import AudioItems
 from sermm.systems.batching import length_batches
@@ -76,7 +76,9 @@ def load_tapt_model(backbone: str, config: Any) -> nn.Module:
             layerdrop=0.0,
         )
     except (OSError, ValueError) as exc:
-        raise SermmError(f"{backbone}: cannot load it for wav2vec 2.0 pre-training ({exc})") from None
+        raise SermmError(
+            f"{backbone}: cannot load it for wav2vec 2.0 pre-training ({first_line(exc)})"
+        ) from None
     model.freeze_feature_encoder()
     return model
 

@@ -145,6 +145,30 @@ class W2V2Recipe(UtteranceRecipe):
                 f"{config.backbone}: tapt continues wav2vec 2.0's contrastive pre-training and needs a "
                 f"wav2vec2 / XLS-R backbone, not {kind} (p-tapt works with any wav2vec2-family one)"
             )
+        if config.kmeans_model:
+            self._check_kmeans_model(config)
+
+    @staticmethod
+    def _check_kmeans_model(config: W2V2Config) -> None:
+        """``kmeans_model`` is for p-tapt, and is a w2v2 run directory or a wav2vec2-family checkpoint."""
+        from sermm.systems.audio.backbones import detect_kind
+        from sermm.systems.audio.utterance import WAVEFORM_KINDS
+        from sermm.systems.rundir import RunDir
+
+        if config.strategy != "p-tapt":
+            raise SermmError(
+                f"kmeans_model is the source of p-tapt's clusters; strategy is {config.strategy}"
+            )
+        path = Path(config.kmeans_model)
+        if (path / "run.json").exists():
+            RunDir.open(path, system="w2v2")
+            return
+        kind = detect_kind(config.kmeans_model)
+        if kind not in WAVEFORM_KINDS:
+            raise SermmError(
+                f"kmeans_model {config.kmeans_model}: a {kind} model; its frames must be a "
+                f"wav2vec2-family model's ({', '.join(WAVEFORM_KINDS)})"
+            )
 
     def setup_run(
         self, run: Any, config: W2V2Config, train: Manifest | None, accelerator: Any, *, quiet: bool = False
