@@ -249,6 +249,12 @@ def test_kmeans_source_is_a_w2v2_runs_finetuned_backbone(corpus, checkpoints, tm
     assert not torch.equal(source.state_dict()[key], model.state_dict()[key])  # fine-tuning moved it
     same, _ = kmeans_source(W2V2Config(backbone=config.backbone), model, features, torch.device("cpu"))
     assert same is model
+    # another checkpoint: its own weights (a HuBERT's frames for a wav2vec2 backbone, same strides)
+    other = W2V2Config(backbone=config.backbone, strategy="p-tapt", kmeans_model=str(checkpoints["hubert"]))
+    source, _ = kmeans_source(other, model, features, torch.device("cpu"))
+    hubert = load_file(checkpoints["hubert"] / "model.safetensors")
+    assert type(source).__name__ == "HubertModel"
+    assert torch.equal(source.state_dict()[key], hubert[key])
 
 
 def test_pretraining_rate_warms_up_then_decays_linearly_to_zero():
