@@ -690,14 +690,13 @@ def plot_attention(
     run's best model: the first attention layer per head over the fused speech | text positions, and
     the pooling's weights. One file per utterance, ``folder/<id>.png``."""
     from sermm.plots import _figure, _save
-    from sermm.systems.rundir import RunDir, load_trainable_state
+    from sermm.systems.prediction import load_best_model
+    from sermm.systems.rundir import RunDir
 
     recipe = DMHARecipe(quiet=quiet)
     run = RunDir.open(run_dir, system=recipe.system)
     config = run.config(DMHAConfig)
-    model = recipe.build_model(config, run.inventory)
-    load_trainable_state(model, run.best_weights)
-    model.eval()
+    model = load_best_model(recipe, run, config).eval()
     part = manifest.take(np.arange(min(n, len(manifest))))
     dataset = recipe.dataset(part, config, train=False)
     folder = Path(folder)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+from torch import nn
 
 from sermm import __version__
 from sermm.atomic import atomic_path
@@ -114,6 +115,18 @@ def output_values(scores: np.ndarray, inventory: Inventory, keep_all_classes: bo
     return softmax(np.asarray(scores[:, keep], dtype=np.float64))
 
 
+def load_best_model(
+    recipe: Recipe, run: RunDir, config: Any, accelerator: Any = None, *, quiet: bool = False
+) -> nn.Module:
+    """The run's best model, unwrapped: the recipe's prediction setup (``setup_run`` with no
+    training manifest, before the model is built), its architecture, the best weights."""
+    if hasattr(recipe, "setup_run"):
+        recipe.setup_run(run, config, None, accelerator, quiet=quiet)
+    model = recipe.build_model(config, run.inventory)
+    load_trainable_state(model, run.best_weights)
+    return model
+
+
 def predict_system(
     recipe: Recipe,
     run_dir: str,
@@ -130,11 +143,7 @@ def predict_system(
     run = RunDir.open(run_dir, system=recipe.system)
     config = run.config(recipe.config_class)
     accelerator = make_accelerator(config)
-    if hasattr(recipe, "setup_run"):
-        recipe.setup_run(run, config, None, accelerator, quiet=quiet)
-    model = recipe.build_model(config, run.inventory)
-    load_trainable_state(model, run.best_weights)
-    model = accelerator.prepare(model)
+    model = accelerator.prepare(load_best_model(recipe, run, config, accelerator, quiet=quiet))
     dataset = Labelled(recipe.dataset(manifest, config, train=False), None)
     parts = parts_dir(output)
     todo = np.setdiff1d(np.arange(len(manifest)), _done(parts))

@@ -159,16 +159,12 @@ def kmeans_source(
 
     path = Path(config.kmeans_model)
     if (path / "run.json").exists():
-        from sermm.systems.rundir import RunDir, load_trainable_state
+        from sermm.systems.prediction import load_best_model
+        from sermm.systems.rundir import RunDir
         from sermm.systems.w2v2.recipe import W2V2Config, W2V2Recipe
 
         run = RunDir.open(path, system="w2v2")
-        recipe = W2V2Recipe()
-        source_config = run.config(W2V2Config)
-        recipe.setup_run(run, source_config, None, None)
-        tuned = recipe.build_model(source_config, run.inventory)
-        load_trainable_state(tuned, run.best_weights)
-        backbone = tuned.backbone
+        backbone = load_best_model(W2V2Recipe(), run, run.config(W2V2Config)).backbone
     else:
         backbone = load_backbone(config.kmeans_model, layers="last", finetune="frozen")
     source = backbone.base_model.to(device)
