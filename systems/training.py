@@ -15,6 +15,7 @@ import contextlib
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -154,21 +155,26 @@ def make_accelerator(config: SystemConfig) -> Any:
     )
 
 
-def lr_lambda(config: SystemConfig, total_steps: int):
-    """Learning-rate factor per optimiser step: linear warm-up, then linear/cosine decay or constant."""
-    warmup = math.ceil(config.warmup_ratio * total_steps)
+def warmup_schedule(schedule: str, warmup: int, total_steps: int) -> Callable[[int], float]:
+    """Learning-rate factor per optimiser step: linear warm-up over ``warmup`` steps, then a
+    linear or cosine decay to 0 at ``total_steps``, or constant (``schedule``)."""
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        if config.schedule == "constant":
+        if schedule == "constant":
             return 1.0
         progress = min(1.0, (step - warmup + 1) / max(1, total_steps - warmup))
-        if config.schedule == "cosine":
+        if schedule == "cosine":
             return 0.5 * (1 + math.cos(math.pi * progress))
         return 1.0 - progress
 
     return factor
+
+
+def lr_lambda(config: SystemConfig, total_steps: int) -> Callable[[int], float]:
+    """The training loop's schedule: warm-up over ``warmup_ratio`` of the steps, then ``schedule``."""
+    return warmup_schedule(config.schedule, math.ceil(config.warmup_ratio * total_steps), total_steps)
 
 
 def reduce_lr(optimizer: torch.optim.Optimizer, scheduler: Any, factor: float) -> None:

@@ -258,15 +258,21 @@ def test_kmeans_source_is_a_w2v2_runs_finetuned_backbone(corpus, checkpoints, tm
 
 
 def test_pretraining_rate_warms_up_then_decays_linearly_to_zero():
-    from sermm.systems.w2v2.pretrain import pretrain_lr_factor
+    """The training loop's schedule over the pre-training steps: 4 warm-up steps, then linear decay
+    over the remaining 8, reaching 0 at the last one."""
+    from sermm.systems.training import warmup_schedule
 
     config = W2V2Config(
         strategy="tapt", pretrain_schedule="linear", pretrain_warmup_steps=4, pretrain_steps=12
     )
-    factors = [pretrain_lr_factor(config)(step) for step in range(13)]
+    schedule = warmup_schedule(config.pretrain_schedule, config.pretrain_warmup_steps, config.pretrain_steps)
+    factors = [schedule(step) for step in range(13)]
     assert factors[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
-    assert factors[4:] == pytest.approx([1 - k / 8 for k in range(9)])
-    constant = pretrain_lr_factor(W2V2Config(strategy="tapt"))
+    assert factors[4:] == pytest.approx([max(0.0, 1 - (k + 1) / 8) for k in range(9)])
+    default = W2V2Config(strategy="tapt")
+    constant = warmup_schedule(
+        default.pretrain_schedule, default.pretrain_warmup_steps, default.pretrain_steps
+    )
     assert [constant(s) for s in (0, 5, 10**6)] == [1.0, 1.0, 1.0]
 
 

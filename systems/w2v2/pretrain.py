@@ -25,6 +25,7 @@ from sermm.errors import SermmError, first_line
 from sermm.systems.audio.backbones import conv_output_lengths, lengths_to_mask
 from sermm.systems.audio.data import AudioItems
 from sermm.systems.batching import length_batches
+from sermm.systems.training import warmup_schedule
 
 Log = Callable[[dict[str, Any]], None]
 
@@ -271,21 +272,6 @@ def pad_labels(labels: list[np.ndarray], rows: np.ndarray, n: int, device: torch
     return out.to(device)
 
 
-def pretrain_lr_factor(config: Any) -> Callable[[int], float]:
-    """The pre-training rate's factor per step: 1 (``constant``), or linear warm-up over
-    ``pretrain_warmup_steps`` then linear decay to 0 at ``pretrain_steps`` (``linear``)."""
-    warmup, total = config.pretrain_warmup_steps, config.pretrain_steps
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if config.pretrain_schedule == "constant":
-            return 1.0
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return factor
-
-
 # ------------------------------------------------------------------------------------------- the loop
 
 
@@ -322,7 +308,8 @@ def continue_pretraining(
         [] if head is None else list(head.parameters())
     )
     optimizer = torch.optim.AdamW(params, lr=config.pretrain_lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, pretrain_lr_factor(config))
+    schedule = warmup_schedule(config.pretrain_schedule, config.pretrain_warmup_steps, config.pretrain_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     step, began = 0, time.perf_counter()
     max_steps = config.pretrain_steps or None
     for epoch in range(1, config.pretrain_epochs + 1):

@@ -23,14 +23,13 @@ from sermm.atomic import atomic_path
 from sermm.errors import SermmError
 from sermm.systems.audio.model import merge_windows
 from sermm.systems.audio.utterance import UtteranceConfig, UtteranceRecipe, load_waveform_backbone
+from sermm.systems.config import SCHEDULES
 from sermm.systems.manifest import Inventory, Manifest
 from sermm.systems.pooling import masked_mean
 from sermm.systems.w2v2 import STRATEGIES
 
 #: Where a TAPT / P-TAPT run keeps its continued-pre-training weights.
 PRETRAINED = Path("pretrained") / "model.safetensors"
-#: Learning-rate schedules of continued pre-training.
-PRETRAIN_SCHEDULES = ("constant", "linear")
 
 
 @dataclass
@@ -50,8 +49,9 @@ class W2V2Config(UtteranceConfig):
     pretrain_epochs: int = 5
     pretrain_steps: int = 0
     pretrain_lr: float = 5e-5
-    #: The pre-training rate's schedule: constant, or linear warm-up over ``pretrain_warmup_steps``
-    #: then linear decay to 0 at the last step (FT-w2v2-ser's; ``linear`` needs ``pretrain_steps``).
+    #: The pre-training rate's schedule, as the training loop's: linear warm-up over
+    #: ``pretrain_warmup_steps``, then constant, or a linear (FT-w2v2-ser's) or cosine decay to 0 at
+    #: ``pretrain_steps`` (which a decay needs).
     pretrain_schedule: str = "constant"
     pretrain_warmup_steps: int = 0
     #: Span masking of pre-training: the share of frames that start a span, and the span length.
@@ -84,13 +84,15 @@ class W2V2Config(UtteranceConfig):
         for key in ("pretrain_steps", "pretrain_warmup_steps"):
             if getattr(self, key) < 0:
                 raise SermmError(f"config: {key} must not be negative, got {getattr(self, key)}")
-        if self.pretrain_schedule not in PRETRAIN_SCHEDULES:
+        if self.pretrain_schedule not in SCHEDULES:
             raise SermmError(
-                f"config: pretrain_schedule must be one of {', '.join(PRETRAIN_SCHEDULES)}, "
+                f"config: pretrain_schedule must be one of {', '.join(SCHEDULES)}, "
                 f"got {self.pretrain_schedule!r}"
             )
-        if self.pretrain_schedule == "linear" and not self.pretrain_steps:
-            raise SermmError("config: pretrain_schedule linear decays to 0 at pretrain_steps; set it")
+        if self.pretrain_schedule != "constant" and not self.pretrain_steps:
+            raise SermmError(
+                f"config: pretrain_schedule {self.pretrain_schedule} decays to 0 at pretrain_steps; set it"
+            )
         if self.pretrain_lr <= 0:
             raise SermmError(f"config: pretrain_lr must be positive, got {self.pretrain_lr}")
         if not 0 < self.mask_time_prob < 1:
