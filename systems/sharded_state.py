@@ -14,12 +14,12 @@ import torch
 from torch import nn
 
 
-def _options(sharded: bool) -> Any:
+def _options(sharded: bool, **more: Any) -> Any:
     from torch.distributed.checkpoint.state_dict import StateDictOptions
 
     # sharded: gathered to the first process, in CPU memory (the others receive empty dicts);
     # else every process holds the whole state already
-    return StateDictOptions(full_state_dict=sharded, cpu_offload=sharded)
+    return StateDictOptions(full_state_dict=sharded, cpu_offload=sharded, **more)
 
 
 def trainable_names(model: nn.Module) -> set[str]:
@@ -31,10 +31,11 @@ def trainable_names(model: nn.Module) -> set[str]:
 
 
 def model_state(model: nn.Module, names: set[str], *, sharded: bool) -> dict[str, torch.Tensor]:
-    """The full ``names`` tensors of ``model`` (prepared or not), on the CPU."""
+    """The full ``names`` tensors of ``model`` (prepared or not), on the CPU. Frozen parameters are
+    never gathered: under FSDP-QLoRA they are the whole 70B base model."""
     from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
-    full = get_model_state_dict(model, options=_options(sharded))
+    full = get_model_state_dict(model, options=_options(sharded, ignore_frozen_params=True))
     return {k: v.detach().contiguous().cpu() for k, v in full.items() if k in names}
 
 
