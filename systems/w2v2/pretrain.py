@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -154,8 +155,6 @@ def kmeans_source(
     backbone. Its frames must be the backbone's (the same convolutional strides)."""
     if not config.kmeans_model:
         return model, features
-    from pathlib import Path
-
     from sermm.systems.audio.backbones import load_backbone
 
     path = Path(config.kmeans_model)
