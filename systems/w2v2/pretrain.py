@@ -214,18 +214,20 @@ def kmeans_targets(
         for rows, inputs in bar:
             inputs = {k: v.to(device) for k, v in inputs.items()}
             h, real = frame_features(model, inputs, config.kmeans_layer)
+            frames = h[real].float().cpu().numpy()  # every real frame, row by row
             if fitting:
-                buffer.append(h[real].float().cpu().numpy())
-                total += len(buffer[-1])
+                buffer.append(frames)
+                total += len(frames)
                 if sum(len(b) for b in buffer) >= chunk:
-                    frames = np.concatenate(buffer)
+                    block = np.concatenate(buffer)
                     for kmeans in models:
-                        kmeans.partial_fit(frames)
+                        kmeans.partial_fit(block)
                     buffer, fitted = [], True
             else:
-                for k, i in enumerate(rows):
-                    frames = h[k][real[k]].float().cpu().numpy()
-                    labels[int(i)] = np.stack([m.predict(frames) for m in models], axis=1).astype(np.int64)
+                ids = np.stack([m.predict(frames) for m in models], axis=1).astype(np.int64)
+                ends = np.cumsum(real.sum(1).cpu().numpy())[:-1]
+                for i, row in zip(rows, np.split(ids, ends), strict=True):
+                    labels[int(i)] = row
         if fitting and buffer:
             rest = np.concatenate(buffer)
             if not fitted and len(rest) < max(counts):
