@@ -72,6 +72,7 @@ def mixup() -> None:
     the first output frame as the utterance feature, two dense layers. Training mixes pairs of
     waveforms of a batch (lambda 0.5) with labels weighted by their lengths, and trains on the
     KL divergence to those soft labels plus a centre loss on the first dense layer's feature.
+    The authors' settings: --config examples/recipes/kang_mixup.yaml.
 
     \b
     Example:

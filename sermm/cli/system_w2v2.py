@@ -21,9 +21,11 @@ def w2v2() -> None:
 
     v-ft: fine-tune the backbone under mean pooling of its last layer, ReLU and a linear layer.
     tapt: first continue wav2vec 2.0's contrastive pre-training on the training audio (wav2vec2 /
-    XLS-R backbones). p-tapt: first cluster the pretrained model's frames with k-means and train it
+    XLS-R backbones). p-tapt: first cluster frames with k-means (the pretrained model's, or with
+    --set kmeans_model=RUN those of a fine-tuned w2v2 run, as the paper does) and train the model
     to predict the cluster ids of masked frames (any wav2vec2-family backbone). Both then
-    fine-tune as v-ft does; the pre-training result stays in RUN_DIR/pretrained/.
+    fine-tune as v-ft does; the pre-training result stays in RUN_DIR/pretrained/. The authors'
+    settings: --config examples/recipes/ftw2v2.yaml.
 
     \b
     Example:
@@ -58,8 +60,9 @@ def train(strategy, finetune, kind, audio_root, skip_bad, **opts) -> None:
     The manifest is id,path,label (optional speaker, session...), or MSP-Podcast's
     labels_consensus.csv with --train-split/--dev-split and --audio-root. Pre-training (tapt,
     p-tapt) reads each training utterance's first max_train_s seconds; --set pretrain_epochs,
-    pretrain_steps, pretrain_lr, clusters, kmeans_layer, mask_time_prob change it. With --folds
-    each fold pre-trains on its own training audio only.
+    pretrain_steps, pretrain_lr, pretrain_schedule, pretrain_warmup_steps, clusters (one or more
+    counts: 64,512,4096), kmeans_layer, kmeans_model, mask_time_prob change it. With --folds each
+    fold pre-trains on its own training audio only.
 
     \b
     Examples:
